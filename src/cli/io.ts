@@ -1,0 +1,18 @@
+/** What a CLI command gets: its arguments and the three streams, so tests can capture them. */
+export interface CliIO {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+/** Exit codes: 0 = did what it could, 1 = a check failed (tests, validation), 2 = usage error / unreadable input. */
+export type ExitCode = 0 | 1 | 2;
+
+export interface CliCommand {
+  /** One line for `agentwatch help`. */
+  summary: string;
+  usage: string;
+  run(args: string[], io: CliIO): Promise<ExitCode>;
+}
