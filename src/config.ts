@@ -21,6 +21,8 @@ export interface SettingDefinition {
   requiredIn?: readonly HostMode[];
   /** Deployment-only settings consumed by the Functions host, not by our code (kept here so names stay in one list). */
   hostOnly?: boolean;
+  /** Read only by the self-hosted consumer / local development; never set in the Azure app settings. */
+  localOnly?: boolean;
 }
 
 /** function = Azure Functions; local = `npm run local` consumer; replay/demo = CLI, in memory. */
@@ -31,12 +33,14 @@ export const SETTINGS = [
   { name: 'EntraLogsEventHub__fullyQualifiedNamespace', kind: 'string', hostOnly: true, requiredIn: ['function'], description: 'Event Hubs namespace host (<ns>.servicebus.windows.net) the trigger reads with the Function identity.' },
   { name: 'ENTRA_HUB', kind: 'string', default: 'entra-logs', description: 'Event hub the Entra diagnostic setting streams to.' },
   { name: 'ENTRA_CONSUMER_GROUP', kind: 'string', default: 'agentwatch', description: 'Consumer group agentwatch reads with.' },
-  { name: 'AGENTWATCH_EVENTHUB_CONNECTION_STRING', kind: 'string', description: 'Local runner only: an Event Hubs connection string (instead of namespace + credential).' },
-  { name: 'AGENTWATCH_EVENTHUB_NAMESPACE', kind: 'string', description: 'Local runner only: fully qualified namespace, used with DefaultAzureCredential.' },
+  { name: 'AGENTWATCH_EVENTHUB_CONNECTION_STRING', kind: 'string', localOnly: true, description: 'Local runner only: an Event Hubs connection string (instead of namespace + credential).' },
+  { name: 'AGENTWATCH_CHECKPOINT_TABLE', kind: 'string', localOnly: true, default: 'agentwatchcheckpoints', description: 'Local runner only: table (state account) holding Event Hubs partition ownership and checkpoints.' },
+  { name: 'AGENTWATCH_EVENTHUB_NAMESPACE', kind: 'string', localOnly: true, description: 'Local runner only: fully qualified namespace, used with DefaultAzureCredential.' },
   // State
   { name: 'AGENTWATCH_STATE_TABLE_ENDPOINT', kind: 'url', requiredIn: ['function'], description: 'Table service endpoint (https://<account>.table.core.windows.net) for detection state, with the app identity.' },
-  { name: 'AGENTWATCH_STATE_CONNECTION_STRING', kind: 'string', description: 'Local development: a Table Storage connection string (Azurite) instead of the endpoint + identity.' },
+  { name: 'AGENTWATCH_STATE_CONNECTION_STRING', kind: 'string', localOnly: true, description: 'Local development: a Table Storage connection string (Azurite) instead of the endpoint + identity.' },
   { name: 'AGENTWATCH_STATE_TABLE', kind: 'string', default: 'agentwatchstate', description: 'Table holding windows, first-seen sets, inventory, dedup, outbox and action log.' },
+  { name: 'AGENTWATCH_DEADLETTER_TABLE', kind: 'string', default: 'agentwatchdeadletters', description: 'Table (same account as the state table) receiving records and alerts that could not be processed, partitioned by day.' },
   // Sentinel
   { name: 'AGENTWATCH_SENTINEL_ENDPOINT', kind: 'url', description: 'Logs Ingestion endpoint of the data collection rule (or DCE). Unset = alerts are not sent to Sentinel.' },
   { name: 'AGENTWATCH_SENTINEL_DCR_ID', kind: 'string', description: 'Immutable id (dcr-…) of the data collection rule.' },
@@ -56,6 +60,9 @@ export const SETTINGS = [
   // Host
   { name: 'AzureWebJobsStorage__accountName', kind: 'string', hostOnly: true, requiredIn: ['function'], description: 'Host storage account (checkpoints, leases, timers) used with the Function identity.' },
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', kind: 'string', hostOnly: true, description: 'Application Insights for the Function App.' },
+  { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', kind: 'string', hostOnly: true, description: 'Authorization=AAD: Application Insights telemetry with the Function identity (local auth is off).' },
+  { name: 'AzureWebJobsStorage', kind: 'string', hostOnly: true, localOnly: true, description: 'Local Functions host only: host storage connection string (UseDevelopmentStorage=true for Azurite).' },
+  { name: 'FUNCTIONS_WORKER_RUNTIME', kind: 'string', hostOnly: true, localOnly: true, description: 'Local Functions host only (node); Flex Consumption sets the runtime in the site config instead.' },
   { name: 'FUNCTIONS_EXTENSION_VERSION', kind: 'string', hostOnly: true, description: 'Functions runtime version (~4).' },
 ] as const satisfies readonly SettingDefinition[];
 

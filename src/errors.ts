@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'RECORD_INVALID'
   | 'STATE_CONFLICT'
   | 'STATE_UNAVAILABLE'
+  | 'STATE_WRITE_REFUSED'
   | 'SINK_TRANSIENT'
   | 'SINK_REJECTED'
   | 'GRAPH_PERMISSION_MISSING'
@@ -110,6 +111,53 @@ export function isConfigError(value: unknown): value is ConfigError {
 
 export function isStateConflictError(value: unknown): value is StateConflictError {
   return value instanceof StateConflictError;
+}
+
+/**
+ * One group of alerts a sink could not deliver, and why. `SINK_TRANSIENT` (throttled, 5xx, network,
+ * missing role assignment) is worth retrying; `SINK_REJECTED` (the service refused the data itself)
+ * is not, and goes to the dead letter.
+ */
+export interface SinkFailure<Item = unknown> {
+  code: 'SINK_TRANSIENT' | 'SINK_REJECTED';
+  items: Item[];
+  cause: unknown;
+  /** HTTP status of the response, when there was one. */
+  status?: number;
+  /** The service's error code (e.g. `InvalidStream`, `TooManyRequests`), when it sent one. */
+  serviceCode?: string;
+  /** How long the service asked us to wait (Retry-After), in ms. */
+  retryAfterMs?: number;
+}
+
+/**
+ * A sink delivered some items and not others (Azure SDK `AggregateLogsUploadError` pattern): the
+ * failures carry exactly the items to retry or dead-letter, never a status string to ignore. The
+ * code is `SINK_REJECTED` only when every failure is a rejection.
+ */
+export class AggregateSinkError<Item = unknown> extends AgentwatchError {
+  readonly sink: string;
+  readonly failures: SinkFailure<Item>[];
+  constructor(sink: string, failures: SinkFailure<Item>[], options?: { cause?: unknown }) {
+    const count = failures.reduce((total, failure) => total + failure.items.length, 0);
+    const code = failures.length > 0 && failures.every((failure) => failure.code === 'SINK_REJECTED') ? 'SINK_REJECTED' : 'SINK_TRANSIENT';
+    const summary = failures.map((failure) => `${failure.code} (${failure.items.length}) ${describeSinkFailure(failure)}`).join('; ');
+    super(code, `${sink}: ${count} item(s) not delivered in ${failures.length} failure(s): ${summary}`, {
+      cause: options?.cause ?? failures[0]?.cause,
+    });
+    this.sink = sink;
+    this.failures = failures;
+  }
+}
+
+/** `HTTP 400 InvalidStream: <message>` / `no response: <message>`, for logs and dead-letter reasons. */
+export function describeSinkFailure(failure: SinkFailure): string {
+  const status = failure.status !== undefined ? `HTTP ${failure.status}` : 'no response';
+  return `${status}${failure.serviceCode ? ` ${failure.serviceCode}` : ''}: ${ensureError(failure.cause).message}`;
+}
+
+export function isAggregateSinkError(value: unknown): value is AggregateSinkError {
+  return value instanceof AggregateSinkError || (value instanceof Error && value.name === 'AggregateSinkError' && Array.isArray((value as { failures?: unknown }).failures));
 }
 
 /** Turns any thrown value into an Error, so logs and dead letters always have a message. */

@@ -6,6 +6,7 @@
 import type { Alert, AlertAction } from './alerts/types';
 import type { StreamPosition } from './errors';
 import type { AgentEvent, Principal } from './normalize/types';
+import type { ResponsePlan } from './response/types';
 
 // ---------------------------------------------------------------------------------------------
 // State
@@ -40,6 +41,9 @@ export type StateWrite =
  * Durable key/value state with compare-and-swap. `commit` groups writes per partition into atomic
  * transactions (≤100 per transaction on Table Storage) and throws `StateConflictError` naming the
  * keys whose condition failed; writes of the other partitions are applied.
+ * A transaction that fails applies none of its writes; the Table adapter names every key of such a
+ * transaction (the service reports only the first failing one), so treat the named keys as "not
+ * written", re-read them and re-apply. A commit naming one key twice is refused (STATE_WRITE_REFUSED).
  */
 export interface StateStore {
   get<T>(key: StateKey): Promise<StateRecord<T> | undefined>;
@@ -94,6 +98,11 @@ export interface DirectoryObjectInfo {
   appOwnerOrganizationId?: string;
   /** Agent identities: the blueprint app id they belong to. */
   agentIdentityBlueprintId?: string;
+  /** Agent users: the object id of their agent identity. */
+  identityParentId?: string;
+  /** Applications (blueprints): key ids of their password and certificate credentials, when the GET returned them. */
+  passwordKeyIds?: string[];
+  certificateKeyIds?: string[];
 }
 
 /**
@@ -102,7 +111,8 @@ export interface DirectoryObjectInfo {
  * naming the permission, 404 → GRAPH_NOT_FOUND, 429/5xx retried then GRAPH_TRANSIENT).
  */
 export interface GraphActions {
-  getObject(kind: 'servicePrincipal' | 'application' | 'user', id: string): Promise<DirectoryObjectInfo | undefined>;
+  /** Undefined when the object does not exist (404). `by: 'appId'` looks an application / service principal up by its app id. */
+  getObject(kind: 'servicePrincipal' | 'application' | 'user', id: string, options?: { by?: 'id' | 'appId' }): Promise<DirectoryObjectInfo | undefined>;
   confirmCompromised(agentIds: string[]): Promise<void>;
   disableAgentIdentity(agentIdentityId: string): Promise<void>;
   disableBlueprintPrincipal(blueprintPrincipalId: string): Promise<void>;
@@ -132,6 +142,8 @@ export interface InventoryEntity {
   live: boolean;
   /** Epoch ms of the first record in which the entity appeared (any role): learning periods start here. */
   firstSeenMs?: number;
+  /** App id of the app that created the object (audit initiator of its creation), when known. Rule look-up `@createdBy`. */
+  createdByAppId?: string;
 }
 
 /** Read side of the entity inventory, as detections use it. */
@@ -150,7 +162,11 @@ export interface InventoryView {
 
 /** Plans and (per mode) executes the response actions of freshly raised alerts, filling `alert.actions`. */
 export interface Responder {
-  respond(alerts: Alert[]): Promise<Alert[]>;
+  /**
+   * `plans`: each raised alert's resolved response plan by alert id, as the engine returns them
+   * (`EngineBatchResult.responsePlans`); an alert without one is returned unchanged.
+   */
+  respond(alerts: Alert[], plans?: ReadonlyMap<string, ResponsePlan>): Promise<Alert[]>;
 }
 
 export type { Alert, AlertAction };

@@ -1,0 +1,740 @@
+/**
+ * The detection engine: evaluates normalized events against compiled detections, with state on
+ * event time in a `StateStore`.
+ *
+ * One batch:
+ * 1. Events are sorted by event time. Detections run in dependency levels, so a chain sees the
+ *    alerts of the detections it names (raised, or folded by suppression) in the same batch.
+ * 2. Per level, a planning pass evaluates the conditions that need no state and lists the state
+ *    records the matching events touch (stateful keys, memories); those are loaded concurrently.
+ * 3. An apply pass walks the work in event-time order: conditions that read memories, memory
+ *    updates, and the stateful kinds. Firings get a deterministic alert id at once.
+ * 4. Absences whose window closed under the watermark fire.
+ * 5. Alerts: a create-only "raised" marker per alert id is committed first (a marker that exists
+ *    means the alert was raised before: redelivery, or another instance); then the state records
+ *    are committed in one `commit`. A conflict re-reads what was written and re-runs the batch:
+ *    events already counted are duplicates for their keys, so nothing counts or alerts twice.
+ */
+import type { Alert } from '../alerts/types';
+import { isStateConflictError } from '../errors';
+import type { AgentEvent } from '../normalize/types';
+import { silentLogger, systemClock, type Clock, type DetectionEngine, type InventoryView, type Logger, type StateStore } from '../ports';
+import type { ResponsePlan } from '../response/types';
+import { compositeKeys } from './compile';
+import type { CompiledCondition } from './condition';
+import { keyText, valuesOf } from './fields';
+import { shortHash } from './hash';
+import { newKeyState, withinLateness, type FireInfo, type KeyState, type KindOutcome } from './kinds/keyState';
+import { applyAbsence, applySequence, takeDueAbsence, type StepView } from './kinds/sequence';
+import { applyFirstSeen } from './kinds/firstSeen';
+import { applyBaseline, applyDistinctCount, applyThreshold } from './kinds/window';
+import { alertIdentity, buildAlert, type AlertIdentity } from './output';
+import { SlotCache, keyStateKey, markerStateKey, memoryStateKey, pendingPartition, pendingStateKey, type Slot } from './stateSlots';
+import { fold } from './text';
+import type { CompiledDetection, EngineBatchResult, EngineOptions, EngineStats, MemoryAccess, RuleEvalContext } from './types';
+
+export const DEFAULT_LATENESS_MS = 15 * 60_000;
+export const DEFAULT_MARKER_TTL_MS = 7 * 86_400_000;
+const HOUR_MS = 3_600_000;
+/** How often an absence detection lists its pending index even when no deadline is known to be due (other instances' pendings). */
+const ABSENCE_LIST_INTERVAL_MS = 60_000;
+
+interface RuleRuntime {
+  detection: CompiledDetection;
+  level: number;
+  /** The rule reads memories in its conditions: evaluate in the apply pass, after the load. */
+  deferred: boolean;
+  stepViews: StepView[];
+  newValueTtlMs: number[];
+  retentionMs: number;
+}
+
+/** Which parts of a rule an event satisfies. */
+interface RuleMatch {
+  main: boolean;
+  /** Bit mask of event steps whose condition holds (alert steps are added for alert events). */
+  steps: number;
+  cancel: boolean;
+  sets: number;
+  forgets: number;
+}
+
+interface WorkItem {
+  event: AgentEvent;
+  rule: RuleRuntime;
+  match?: RuleMatch;
+}
+
+interface Firing {
+  rule: RuleRuntime;
+  event: AgentEvent;
+  fire: FireInfo;
+  triggerId: string;
+  identity: AlertIdentity;
+}
+
+interface MemoryValue {
+  /** Earliest setting time still in force. */
+  s?: number;
+  /** Latest setting time. */
+  l?: number;
+  /** Latest forgetting time. */
+  c?: number;
+  /** Id of the event of the latest setting. */
+  id?: string;
+}
+
+interface AlertEventFields {
+  alert: { detectionId: string; id: string; severity: string; dedupKey: string; evidence: string[] };
+}
+
+/** Evaluates a compiled condition for one event with per-selection memoization, allocation-free. */
+class ConditionRunner {
+  memo = new Int8Array(32);
+  #detection!: CompiledDetection;
+  #event!: AgentEvent;
+  #ctx!: RuleEvalContext;
+  readonly test = (index: number): boolean => {
+    let known = this.memo[index];
+    if (known === 0) {
+      known = this.#detection.selections[index].test(this.#event, this.#ctx) ? 1 : 2;
+      this.memo[index] = known;
+    }
+    return known === 1;
+  };
+
+  reset(detection: CompiledDetection, event: AgentEvent, ctx: RuleEvalContext): void {
+    const count = detection.selections.length;
+    if (count > this.memo.length) this.memo = new Int8Array(count * 2);
+    else this.memo.fill(0, 0, count);
+    this.#detection = detection;
+    this.#event = event;
+    this.#ctx = ctx;
+  }
+
+  run(condition: CompiledCondition): boolean {
+    return condition(this.test);
+  }
+}
+
+function stepBit(index: number): number {
+  return 1 << index;
+}
+
+function retentionOf(detection: CompiledDetection, latenessMs: number): number {
+  const stateful = detection.stateful;
+  if (!stateful) return 0;
+  const base = latenessMs + HOUR_MS;
+  switch (stateful.type) {
+    case 'threshold':
+      return stateful.windowMs + base;
+    case 'distinctCount':
+      return (stateful.newOnly ? Math.max(stateful.memoryTtlMs, stateful.windowMs) : stateful.windowMs) + base;
+    case 'firstSeen':
+      return stateful.ttlMs + base;
+    case 'baseline':
+      return stateful.historyMs + 2 * stateful.windowMs + base;
+    case 'sequence':
+      return Math.max(stateful.windowMs, ...stateful.steps.filter((s) => s.newValue).map((s) => s.newValueTtlMs)) + base;
+    case 'absence':
+      return stateful.windowMs + base + 86_400_000;
+  }
+}
+
+/** Dependency level of each detection: 0 without `alerts:` steps, else 1 + the deepest dependency. */
+function levelsOf(detections: readonly CompiledDetection[]): Map<string, number> {
+  const byId = new Map(detections.map((d) => [d.id, d]));
+  const levels = new Map<string, number>();
+  const levelOf = (id: string, depth = 0): number => {
+    const known = levels.get(id);
+    if (known !== undefined) return known;
+    if (depth > detections.length) return 0; // cycles are refused at load; stay finite anyway
+    const detection = byId.get(id);
+    const level = detection && detection.dependsOn.length ? 1 + Math.max(...detection.dependsOn.map((dep) => (byId.has(dep) ? levelOf(dep, depth + 1) : -1))) : 0;
+    levels.set(id, level);
+    return level;
+  };
+  for (const detection of detections) levelOf(detection.id);
+  return levels;
+}
+
+export class Engine implements DetectionEngine {
+  readonly #rules: RuleRuntime[];
+  readonly #levels: RuleRuntime[][];
+  readonly #dependents = new Map<string, RuleRuntime[]>();
+  readonly #state: StateStore;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #latenessMs: number;
+  readonly #markerTtlMs: number;
+  readonly #maxRetries: number;
+  readonly #runner = new ConditionRunner();
+  readonly #dispatch = new Map<string, Map<string, Map<string, RuleRuntime[]>>>();
+  readonly #stats: EngineStats = { events: 0, alertsRaised: 0, alertsFolded: 0, duplicates: 0, tooLate: {}, stateOverflow: {}, conflictsRetried: 0, alertsByDetection: {} };
+  /** Newest event time this engine has seen: the absence watermark hangs off it. */
+  #newestEventMs = -Infinity;
+  readonly #absenceNextDue = new Map<string, number>();
+  readonly #absenceListedAt = new Map<string, number>();
+
+  constructor(options: EngineOptions) {
+    this.#state = options.state;
+    this.#logger = options.logger ?? silentLogger;
+    this.#clock = options.clock ?? systemClock;
+    this.#latenessMs = options.latenessMs ?? DEFAULT_LATENESS_MS;
+    this.#markerTtlMs = options.markerTtlMs ?? DEFAULT_MARKER_TTL_MS;
+    this.#maxRetries = options.maxConflictRetries ?? 5;
+    const levels = levelsOf(options.detections);
+    this.#rules = options.detections.map((detection) => {
+      const stateful = detection.stateful;
+      const steps = stateful && (stateful.type === 'sequence' || stateful.type === 'absence') ? stateful.steps : [];
+      return {
+        detection,
+        level: levels.get(detection.id) ?? 0,
+        deferred: detection.selections.some((selection) => selection.memory !== undefined),
+        stepViews: steps.map((step) => ({ joins: step.joins.map((alternative) => alternative.map((eq) => ({ fieldPath: eq.fieldPath, step: eq.step, stepField: eq.stepField }))) })),
+        newValueTtlMs: steps.map((step) => step.newValueTtlMs),
+        retentionMs: retentionOf(detection, options.latenessMs ?? DEFAULT_LATENESS_MS),
+      };
+    });
+    const depth = Math.max(0, ...this.#rules.map((rule) => rule.level));
+    this.#levels = Array.from({ length: depth + 1 }, (_, level) => this.#rules.filter((rule) => rule.level === level));
+    for (const rule of this.#rules) {
+      for (const dependency of rule.detection.dependsOn) this.#dependents.set(dependency, [...(this.#dependents.get(dependency) ?? []), rule]);
+    }
+  }
+
+  get detections(): CompiledDetection[] {
+    return this.#rules.map((rule) => rule.detection);
+  }
+
+  stats(): EngineStats {
+    return structuredClone(this.#stats);
+  }
+
+  async evaluate(events: AgentEvent[], inventory: InventoryView): Promise<Alert[]> {
+    return (await this.evaluateBatch(events, inventory)).alerts;
+  }
+
+  async evaluateBatch(events: readonly AgentEvent[], inventory: InventoryView): Promise<EngineBatchResult> {
+    this.#stats.events += events.length;
+    const sorted = events.filter((event) => Number.isFinite(event.timeMs)).sort((a, b) => a.timeMs - b.timeMs);
+    if (sorted.length < events.length) this.#logger.log('warn', 'events without a usable event time were not evaluated', { count: events.length - sorted.length });
+    for (const event of sorted) if (event.timeMs > this.#newestEventMs) this.#newestEventMs = event.timeMs;
+
+    const cache = new SlotCache(this.#state);
+    const raised = new Map<string, { alert: Alert; plan?: ResponsePlan }>();
+    const carriedAlertEvents = new Map<string, AgentEvent>();
+    let tooLate = 0;
+    let firings = 0;
+    for (let attempt = 0; ; attempt++) {
+      const run = await this.#runAttempt(sorted, inventory, cache, carriedAlertEvents);
+      tooLate += run.tooLate;
+      firings = Math.max(firings, run.firings.length);
+      await this.#raiseAlerts(run.firings, inventory, cache, raised);
+      const stateSlots = cache.dirtySlots((slot) => !slot.key.partition.startsWith('a|'));
+      const { conflictedKeys } = await cache.commit(stateSlots);
+      if (conflictedKeys.length === 0) break;
+      this.#stats.conflictsRetried++;
+      if (attempt + 1 >= this.#maxRetries) {
+        // Give up on this delivery: Event Hubs will redeliver, and redelivery is harmless.
+        throw new (await import('../errors')).StateConflictError(conflictedKeys);
+      }
+      this.#logger.log('info', 'state changed underneath this batch; re-reading and re-applying', { keys: conflictedKeys.length, attempt: attempt + 1 });
+    }
+    if (tooLate) this.#logger.log('warn', 'events arrived later than the lateness bound behind their key and were not counted', { count: tooLate, latenessMs: this.#latenessMs });
+    const alerts = [...raised.values()].map((entry) => entry.alert);
+    const responsePlans = new Map<string, ResponsePlan>();
+    for (const entry of raised.values()) {
+      if (entry.plan) {
+        responsePlans.set(entry.alert.id, entry.plan);
+        RESPONSE_PLANS.set(entry.alert, entry.plan);
+      }
+    }
+    return { alerts, responsePlans, firings, tooLate };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // One attempt over the batch
+
+  async #runAttempt(
+    events: readonly AgentEvent[],
+    inventory: InventoryView,
+    cache: SlotCache,
+    carriedAlertEvents: Map<string, AgentEvent>,
+  ): Promise<{ firings: Firing[]; tooLate: number }> {
+    const memory = this.#memoryAccess(cache);
+    const ctx: RuleEvalContext = { inventory, memory };
+    const firings: Firing[] = [];
+    const alertEvents: AgentEvent[] = [...carriedAlertEvents.values()];
+    let tooLate = 0;
+    for (const level of this.#levels) {
+      if (level.length === 0) continue;
+      const inLevel = new Set(level);
+      // Alert events of lower levels, routed to the chains that name them.
+      const routed: WorkItem[] = [];
+      for (const alertEvent of alertEvents) {
+        const detectionId = (alertEvent as unknown as AlertEventFields).alert.detectionId;
+        for (const rule of this.#dependents.get(detectionId) ?? []) if (inLevel.has(rule)) routed.push({ event: alertEvent, rule });
+      }
+      const work: WorkItem[] = [];
+      for (const event of events) {
+        for (const rule of this.#candidates(event)) {
+          if (rule.level !== level[0].level) continue;
+          const item = this.#plan(rule, event, ctx, cache);
+          if (item) work.push(item);
+        }
+      }
+      for (const item of routed) this.#requestKeys(item.rule, item.event, ctx, cache, undefined, true);
+      if (routed.length) {
+        work.push(...routed);
+        work.sort((a, b) => a.event.timeMs - b.event.timeMs);
+      }
+      await cache.loadRequested();
+      for (const item of work) {
+        const result = this.#apply(item, ctx, cache);
+        tooLate += result.tooLate;
+        for (const firing of result.firings) {
+          firings.push(firing);
+          if (this.#dependents.has(firing.rule.detection.id)) {
+            const alertEvent = this.#alertEvent(firing, ctx);
+            if (!carriedAlertEvents.has(alertEvent.id)) {
+              carriedAlertEvents.set(alertEvent.id, alertEvent);
+              alertEvents.push(alertEvent);
+            }
+          }
+        }
+      }
+    }
+    firings.push(...(await this.#sweepAbsences(ctx, cache)));
+    return { firings, tooLate };
+  }
+
+  /** Rules whose prefilter admits the event's kind, category and operation (cached per combination). */
+  #candidates(event: AgentEvent): RuleRuntime[] {
+    const kind = event.kind ?? '';
+    const category = event.category ?? '';
+    const operation = event.audit?.operation ?? '';
+    let byCategory = this.#dispatch.get(kind);
+    if (!byCategory) this.#dispatch.set(kind, (byCategory = new Map()));
+    let byOperation = byCategory.get(category);
+    if (!byOperation) byCategory.set(category, (byOperation = new Map()));
+    let rules = byOperation.get(operation);
+    if (!rules) {
+      const k = fold(kind);
+      const c = fold(category);
+      const o = fold(operation);
+      rules = this.#rules.filter(({ detection: { prefilter } }) => (!prefilter.kinds || prefilter.kinds.has(k)) && (!prefilter.categories || prefilter.categories.has(c)) && (!prefilter.operations || prefilter.operations.has(o)));
+      byOperation.set(operation, rules);
+    }
+    return rules;
+  }
+
+  #match(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext): RuleMatch {
+    const detection = rule.detection;
+    const runner = this.#runner;
+    runner.reset(detection, event, ctx);
+    const match: RuleMatch = { main: false, steps: 0, cancel: false, sets: 0, forgets: 0 };
+    if (detection.condition) match.main = runner.run(detection.condition);
+    const stateful = detection.stateful;
+    if (stateful && (stateful.type === 'sequence' || stateful.type === 'absence')) {
+      for (const step of stateful.steps) if (step.condition && runner.run(step.condition)) match.steps |= stepBit(step.index);
+      if (stateful.type === 'sequence' && stateful.cancel) match.cancel = runner.run(stateful.cancel);
+    }
+    detection.memories.forEach((memoryRule, index) => {
+      if (runner.run(memoryRule.when)) match.sets |= stepBit(index);
+      if (memoryRule.forget && runner.run(memoryRule.forget)) match.forgets |= stepBit(index);
+    });
+    return match;
+  }
+
+  /** Planning pass: evaluate what needs no state; return work only when the event can affect the rule. */
+  #plan(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache): WorkItem | undefined {
+    if (rule.deferred) {
+      this.#requestKeys(rule, event, ctx, cache, undefined, false);
+      return { event, rule };
+    }
+    const match = this.#match(rule, event, ctx);
+    if (!match.main && !match.steps && !match.cancel && !match.sets && !match.forgets) return undefined;
+    this.#requestKeys(rule, event, ctx, cache, match, false);
+    return { event, rule, match };
+  }
+
+  /** Lists the state records the event may touch for the rule (all of them when the match is not known yet). */
+  #requestKeys(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache, match: RuleMatch | undefined, isAlert: boolean): void {
+    const detection = rule.detection;
+    detection.memories.forEach((memoryRule, index) => {
+      if (match && !(match.sets & stepBit(index)) && !(match.forgets & stepBit(index))) return;
+      for (const key of compositeKeys(memoryRule.keys, event, ctx)) cache.request(memoryStateKey(detection.id, memoryRule.name, key));
+    });
+    if (!match) {
+      for (const selection of detection.selections) {
+        if (selection.memory && selection.memoryKeys) for (const key of compositeKeys(selection.memoryKeys, event, ctx)) cache.request(memoryStateKey(detection.id, selection.memory, key));
+      }
+    }
+    const stateful = detection.stateful;
+    if (!stateful) return;
+    if (stateful.type === 'sequence' || stateful.type === 'absence') {
+      for (const step of stateful.steps) {
+        if (isAlert ? !step.alerts : match && !(match.steps & stepBit(step.index))) continue;
+        for (const key of compositeKeys(step.groupBy, event, ctx)) cache.request(keyStateKey(detection.id, key));
+      }
+      if (!isAlert && (!match || match.cancel)) for (const key of compositeKeys(stateful.groupBy, event, ctx)) cache.request(keyStateKey(detection.id, key));
+      return;
+    }
+    if (match && !match.main) return;
+    for (const key of compositeKeys(stateful.groupBy, event, ctx)) cache.request(keyStateKey(detection.id, key));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Apply pass
+
+  #apply(item: WorkItem, ctx: RuleEvalContext, cache: SlotCache): { firings: Firing[]; tooLate: number } {
+    const { rule, event } = item;
+    const detection = rule.detection;
+    const alertFields = (event as unknown as Partial<AlertEventFields>).alert;
+    const isAlert = (event.kind as string) === 'alert' && alertFields !== undefined;
+    ctx.memoryEvidence = rule.deferred ? [] : undefined;
+    let match: RuleMatch;
+    if (isAlert) {
+      match = { main: false, steps: 0, cancel: false, sets: 0, forgets: 0 };
+      const stateful = detection.stateful;
+      if (stateful && (stateful.type === 'sequence' || stateful.type === 'absence')) {
+        for (const step of stateful.steps) if (step.alerts?.has(alertFields.detectionId)) match.steps |= stepBit(step.index);
+      }
+    } else match = item.match ?? this.#match(rule, event, ctx);
+    const memoryEvidence = ctx.memoryEvidence ?? [];
+    ctx.memoryEvidence = undefined;
+
+    // Memories change after the event's own conditions were evaluated: an event never sees what it set.
+    if (match.sets || match.forgets) this.#updateMemories(rule, event, ctx, cache, match);
+
+    const firings: Firing[] = [];
+    let tooLate = 0;
+    const stateful = detection.stateful;
+    if (!stateful) {
+      if (match.main) firings.push(this.#firing(rule, event, ctx, { evidence: [event.id, ...memoryEvidence], firstMs: event.timeMs, lastMs: event.timeMs, count: 1 }, event.id));
+      return { firings, tooLate };
+    }
+    const hash = shortHash(event.id);
+    const applyToKey = (key: string, apply: (state: KeyState) => KindOutcome): void => {
+      const slot = cache.slot<KeyState>(keyStateKey(detection.id, key));
+      const state = slot.value ?? newKeyState(key, event.timeMs);
+      if (slot.value && !withinLateness(state, event.timeMs, this.#latenessMs)) {
+        tooLate++;
+        this.#stats.tooLate[detection.id] = (this.#stats.tooLate[detection.id] ?? 0) + 1;
+        return;
+      }
+      const outcome = apply(state);
+      if (outcome.duplicate) this.#stats.duplicates++;
+      if (outcome.overflow) {
+        this.#stats.stateOverflow[detection.id] = (this.#stats.stateOverflow[detection.id] ?? 0) + 1;
+        this.#logger.log('warn', 'a detection key reached its state bound; its oldest entries were dropped', { detectionId: detection.id, key });
+      }
+      if (outcome.changed) this.#touch(slot, state, rule);
+      if (outcome.fire) {
+        outcome.fire.evidence.push(...memoryEvidence);
+        firings.push(this.#firing(rule, event, ctx, outcome.fire, event.id));
+      }
+    };
+    const window = { timeMs: event.timeMs, hash, id: event.id, latenessMs: this.#latenessMs };
+    switch (stateful.type) {
+      case 'threshold':
+        if (!match.main) break;
+        for (const key of compositeKeys(stateful.groupBy, event, ctx)) {
+          const distinctValues = stateful.distinct ? foldedValues(stateful.distinct.field(event, ctx)).map((v) => v.folded) : undefined;
+          applyToKey(key, (state) => applyThreshold(state, window, stateful, distinctValues));
+        }
+        break;
+      case 'distinctCount':
+        if (!match.main) break;
+        for (const key of compositeKeys(stateful.groupBy, event, ctx)) {
+          const values = foldedValues(stateful.field(event, ctx)).filter((v) => !stateful.exclude.has(v.folded));
+          applyToKey(key, (state) => applyDistinctCount(state, window, stateful, values));
+        }
+        break;
+      case 'firstSeen':
+        if (!match.main) break;
+        for (const key of compositeKeys(stateful.groupBy, event, ctx)) {
+          const values = foldedValues(stateful.field(event, ctx));
+          const historyStart = ctx.inventory.firstSeen(key.split('|')[0]) ?? Infinity;
+          applyToKey(key, (state) => applyFirstSeen(state, window, stateful, values, historyStart));
+        }
+        break;
+      case 'baseline':
+        if (!match.main) break;
+        for (const key of compositeKeys(stateful.groupBy, event, ctx)) {
+          const historyStart = ctx.inventory.firstSeen(key.split('|')[0]) ?? Infinity;
+          applyToKey(key, (state) => applyBaseline(state, window, stateful, historyStart));
+        }
+        break;
+      case 'sequence': {
+        const masks = new Map<string, number>();
+        for (const step of stateful.steps) {
+          if (!(match.steps & stepBit(step.index))) continue;
+          for (const key of compositeKeys(step.groupBy, event, ctx)) masks.set(key, (masks.get(key) ?? 0) | stepBit(step.index));
+        }
+        if (match.cancel) for (const key of compositeKeys(stateful.groupBy, event, ctx)) if (!masks.has(key)) masks.set(key, 0);
+        const evidence = isAlert ? [...alertFields.evidence] : [event.id, ...memoryEvidence];
+        for (const [key, mask] of masks) {
+          let newValues: Map<number, string[]> | undefined;
+          const exports: Record<string, string[]> = {};
+          let exported = false;
+          for (const step of stateful.steps) {
+            if (!(mask & stepBit(step.index))) continue;
+            if (step.newValue) (newValues ??= new Map()).set(step.index, foldedValues(step.newValue(event, ctx)).map((v) => v.folded));
+            for (const field of step.exportedFields) {
+              exports[field.path] = foldedValues(field.getter(event, ctx)).map((v) => v.folded);
+              exported = true;
+            }
+          }
+          applyToKey(key, (state) =>
+            applySequence(state, { timeMs: event.timeMs, hash, mask, newValues, cancel: match.cancel, evidence, exports: exported ? exports : undefined, latenessMs: this.#latenessMs }, { windowMs: stateful.windowMs, steps: rule.stepViews, newValueTtlMs: rule.newValueTtlMs }),
+          );
+        }
+        break;
+      }
+      case 'absence': {
+        const masks = new Map<string, number>();
+        for (const step of stateful.steps) {
+          if (!(match.steps & stepBit(step.index))) continue;
+          for (const key of compositeKeys(step.groupBy, event, ctx)) masks.set(key, (masks.get(key) ?? 0) | stepBit(step.index));
+        }
+        for (const [key, mask] of masks) {
+          applyToKey(key, (state) => {
+            const outcome = applyAbsence(state, { timeMs: event.timeMs, hash, first: !!(mask & 1), second: !!(mask & 2), snapshot: mask & 1 ? snapshotOf(event) : undefined, latenessMs: this.#latenessMs }, stateful);
+            const retention = this.#clock.now() + rule.retentionMs;
+            if (outcome.added) {
+              const slot = cache.slot(pendingStateKey(detection.id, key, outcome.added.h));
+              slot.value = { key, h: outcome.added.h, due: outcome.added.t + stateful.windowMs };
+              slot.dirty = true;
+              slot.expiresAt = retention;
+              const due = outcome.added.t + stateful.windowMs;
+              this.#absenceNextDue.set(detection.id, Math.min(this.#absenceNextDue.get(detection.id) ?? Infinity, due));
+            }
+            for (const cancelled of outcome.cancelled) {
+              const slot = cache.slot(pendingStateKey(detection.id, key, cancelled));
+              slot.value = undefined;
+              slot.dirty = true;
+            }
+            return outcome;
+          });
+        }
+        break;
+      }
+    }
+    return { firings, tooLate };
+  }
+
+  #touch(slot: Slot<KeyState>, state: KeyState, rule: RuleRuntime): void {
+    slot.value = state;
+    slot.dirty = true;
+    slot.expiresAt = this.#clock.now() + rule.retentionMs;
+  }
+
+  #updateMemories(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache, match: RuleMatch): void {
+    const detection = rule.detection;
+    detection.memories.forEach((memoryRule, index) => {
+      const set = !!(match.sets & stepBit(index));
+      const forget = !!(match.forgets & stepBit(index));
+      if (!set && !forget) return;
+      for (const key of compositeKeys(memoryRule.keys, event, ctx)) {
+        const slot = cache.slot<MemoryValue>(memoryStateKey(detection.id, memoryRule.name, key));
+        const before = JSON.stringify(slot.value ?? null);
+        const value: MemoryValue = slot.value ?? {};
+        const t = event.timeMs;
+        if (forget) {
+          if (value.l === undefined || t > value.l) {
+            value.c = Math.max(value.c ?? -Infinity, t);
+            delete value.s;
+            delete value.l;
+            delete value.id;
+          } else {
+            // Set again after this forgetting: conservatively, the memory holds from the latest setting.
+            value.c = Math.max(value.c ?? -Infinity, t);
+            value.s = value.l;
+          }
+        }
+        if (set && !(value.c !== undefined && t <= value.c)) {
+          value.s = value.s === undefined ? t : Math.min(value.s, t);
+          if (value.l === undefined || t >= value.l) {
+            value.l = t;
+            value.id = event.id;
+          }
+        }
+        if (JSON.stringify(value) === before) continue;
+        slot.value = value;
+        slot.dirty = true;
+        slot.expiresAt = this.#clock.now() + memoryRule.ttlMs + this.#latenessMs + HOUR_MS;
+      }
+    });
+  }
+
+  #memoryAccess(cache: SlotCache): MemoryAccess {
+    const ttlOf = new Map<string, number>();
+    for (const rule of this.#rules) for (const memory of rule.detection.memories) ttlOf.set(`${rule.detection.id}\u0000${memory.name}`, memory.ttlMs);
+    return {
+      holds: (detectionId, memory, key, timeMs) => {
+        const value = cache.slot<MemoryValue>(memoryStateKey(detectionId, memory, key)).value;
+        if (!value || value.s === undefined || value.l === undefined) return undefined;
+        const ttl = ttlOf.get(`${detectionId}\u0000${memory}`) ?? 0;
+        if (timeMs < value.s || timeMs > value.l + ttl) return undefined;
+        if (value.c !== undefined && value.c >= value.s && timeMs >= value.c) return undefined;
+        return value.id;
+      },
+    };
+  }
+
+  #firing(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, fire: FireInfo, triggerId: string): Firing {
+    return { rule, event, fire, triggerId, identity: alertIdentity(rule.detection, event, ctx, fire.lastMs, triggerId) };
+  }
+
+  #conditionTester(detection: CompiledDetection, event: AgentEvent, ctx: RuleEvalContext): (condition: CompiledCondition) => boolean {
+    return (condition) => {
+      this.#runner.reset(detection, event, ctx);
+      return this.#runner.run(condition);
+    };
+  }
+
+  /** A firing as an event for the chains that consume it: its last event's fields plus `alert.*`. */
+  #alertEvent(firing: Firing, ctx: RuleEvalContext): AgentEvent {
+    const detection = firing.rule.detection;
+    const built = buildAlert(detection, firing.event, ctx, firing.fire, firing.identity, firing.fire.evidence, this.#clock.now(), this.#conditionTester(detection, firing.event, ctx));
+    const fields: AlertEventFields = {
+      alert: { detectionId: detection.id, id: firing.identity.alertId, severity: built.alert.severity, dedupKey: firing.identity.dedupKey, evidence: built.alert.evidence },
+    };
+    return {
+      ...firing.event,
+      ...fields,
+      kind: 'alert' as AgentEvent['kind'],
+      id: `alert:${firing.identity.alertId}:${firing.triggerId}`,
+      timeMs: firing.fire.lastMs,
+      time: new Date(firing.fire.lastMs).toISOString(),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Absence: fire pending first steps whose window closed under the watermark
+
+  async #sweepAbsences(ctx: RuleEvalContext, cache: SlotCache): Promise<Firing[]> {
+    const firings: Firing[] = [];
+    const watermark = this.#newestEventMs - this.#latenessMs;
+    const now = this.#clock.now();
+    for (const rule of this.#rules) {
+      const stateful = rule.detection.stateful;
+      if (stateful?.type !== 'absence') continue;
+      const id = rule.detection.id;
+      const nextDue = this.#absenceNextDue.get(id) ?? -Infinity; // unknown after a restart: look once
+      const listedAt = this.#absenceListedAt.get(id) ?? -Infinity;
+      if (nextDue > watermark && now - listedAt < ABSENCE_LIST_INTERVAL_MS) continue;
+      this.#absenceListedAt.set(id, now);
+      const rows = await this.#state.list<{ key: string; h: string; due: number }>(pendingPartition(id));
+      let remaining = Infinity;
+      const due: typeof rows = [];
+      for (const row of rows) {
+        if (cache.has(row.key) && cache.slot(row.key).value === undefined) continue; // cancelled in this batch
+        if (row.value.due <= watermark) due.push(row);
+        else remaining = Math.min(remaining, row.value.due);
+      }
+      this.#absenceNextDue.set(id, remaining);
+      if (due.length === 0) continue;
+      for (const row of due) cache.request(keyStateKey(id, row.value.key));
+      await cache.loadRequested();
+      for (const row of due) {
+        const keySlot = cache.slot<KeyState>(keyStateKey(id, row.value.key));
+        const pending = keySlot.value ? takeDueAbsence(keySlot.value, row.value.h) : undefined;
+        if (keySlot.value && pending) this.#touch(keySlot, keySlot.value, rule);
+        const indexSlot = cache.has(row.key) ? cache.slot(row.key) : cache.adopt(row.key, row.value, row.etag, row.expiresAt);
+        indexSlot.value = undefined;
+        indexSlot.dirty = true;
+        if (!pending) continue;
+        const event = pending.e as unknown as AgentEvent;
+        firings.push(this.#firing(rule, event, ctx, { evidence: [event.id], firstMs: pending.t, lastMs: pending.t, count: 1 }, event.id));
+      }
+    }
+    return firings;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Alerts: dedup by id, "raised" markers committed first
+
+  async #raiseAlerts(firings: readonly Firing[], inventory: InventoryView, cache: SlotCache, raised: Map<string, { alert: Alert; plan?: ResponsePlan }>): Promise<void> {
+    const candidates = new Map<string, Firing>();
+    for (const firing of firings) {
+      if (candidates.has(firing.identity.alertId) || raised.has(firing.identity.alertId)) {
+        if (!raised.has(firing.identity.alertId)) this.#stats.alertsFolded++;
+        continue;
+      }
+      candidates.set(firing.identity.alertId, firing);
+    }
+    const ctx: RuleEvalContext = { inventory };
+    for (let attempt = 0; candidates.size > 0; attempt++) {
+      for (const firing of candidates.values()) cache.request(markerStateKey(firing.rule.detection.id, firing.identity.dedupKey, firing.identity.alertId));
+      await cache.loadRequested();
+      const built = new Map<string, { alert: Alert; plan?: ResponsePlan }>();
+      const markers: Slot[] = [];
+      for (const [alertId, firing] of candidates) {
+        const detection = firing.rule.detection;
+        const slot = cache.slot(markerStateKey(detection.id, firing.identity.dedupKey, alertId));
+        if (slot.value !== undefined) {
+          // Raised before (a redelivered batch, another instance, or an earlier delivery): fold.
+          this.#stats.alertsFolded++;
+          candidates.delete(alertId);
+          continue;
+        }
+        const now = this.#clock.now();
+        built.set(alertId, buildAlert(detection, firing.event, { ...ctx, memory: undefined }, firing.fire, firing.identity, firing.fire.evidence, now, this.#conditionTester(detection, firing.event, ctx)));
+        slot.value = { alertId, dedupKey: firing.identity.dedupKey, raisedAt: new Date(now).toISOString() };
+        slot.dirty = true;
+        slot.expiresAt = now + Math.max(this.#markerTtlMs, detection.output.suppressMs + this.#latenessMs);
+        markers.push(slot);
+      }
+      const { conflictedKeys } = await cache.commit(markers);
+      const conflicted = new Set(conflictedKeys.map((key) => key.partition));
+      for (const slot of markers) {
+        const alertId = slot.key.row;
+        if (conflicted.has(slot.key.partition)) continue; // re-read: raised elsewhere, or rolled back with a neighbour
+        const entry = built.get(alertId)!;
+        raised.set(alertId, entry);
+        candidates.delete(alertId);
+        this.#stats.alertsRaised++;
+        this.#stats.alertsByDetection[entry.alert.detectionId] = (this.#stats.alertsByDetection[entry.alert.detectionId] ?? 0) + 1;
+      }
+      if (candidates.size > 0 && attempt + 1 >= this.#maxRetries) {
+        this.#logger.log('error', 'could not record alert markers after repeated conflicts; these alerts will be retried on redelivery', { alerts: [...candidates.keys()] });
+        throw new (await import('../errors')).StateConflictError(conflictedKeys);
+      }
+    }
+  }
+}
+
+function foldedValues(value: unknown): { folded: string; display: string }[] {
+  const out: { folded: string; display: string }[] = [];
+  const seen = new Set<string>();
+  for (const element of valuesOf(value)) {
+    const text = keyText(element);
+    if (text === undefined || text === '') continue;
+    const folded = fold(text);
+    if (seen.has(folded)) continue;
+    seen.add(folded);
+    out.push({ folded, display: text });
+  }
+  return out;
+}
+
+/** The event as kept in state until an absence window closes: everything but the raw record. */
+function snapshotOf(event: AgentEvent): Record<string, unknown> {
+  const { raw: _raw, ...rest } = event;
+  return JSON.parse(JSON.stringify({ ...rest, raw: {} })) as Record<string, unknown>;
+}
+
+/** Response plans of alerts raised by any engine in this process (the alert object is the key). */
+const RESPONSE_PLANS = new WeakMap<Alert, ResponsePlan>();
+
+/** The resolved response plan the engine attached to an alert it raised, if the rule has one. */
+export function getResponsePlan(alert: Alert): ResponsePlan | undefined {
+  return RESPONSE_PLANS.get(alert);
+}
+
+export function createEngine(options: EngineOptions): Engine {
+  return new Engine(options);
+}

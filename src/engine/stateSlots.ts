@@ -1,0 +1,157 @@
+/**
+ * Where the engine keeps its state in the `StateStore`, and the per-batch cache of loaded records.
+ *
+ * Keys are designed for Table Storage partitions: the partition mixes the detection id with a hash
+ * bucket of the key, so one busy agent spreads over every rule's partitions (never one hot
+ * partition), while one key of one rule always lands in one partition.
+ *
+ * | record | partition | row |
+ * |---|---|---|
+ * | stateful key (window, seen values, sequence buffer) | `k|<detectionId>|<bucket>` | key text |
+ * | memory (remembered fact) | `m|<detectionId>|<bucket>` | `<memory>|<key text>` |
+ * | alert raised marker | `a|<detectionId>|<bucket of dedup key>` | alert id |
+ * | absence pending index | `p|<detectionId>` | `<key text>|<event hash>` |
+ *
+ * Every record carries `expiresAt` (wall clock) so the sweep can remove it once its event-time
+ * horizon has certainly passed.
+ */
+import { StateConflictError, isStateConflictError } from '../errors';
+import type { StateKey, StateStore, StateWrite } from '../ports';
+import { bucketOf, shortHash } from './hash';
+
+export const PARTITION_BUCKETS = 16;
+const MAX_ROW_CHARS = 400;
+
+function rowText(text: string): string {
+  // Table keys are limited to 1 KiB; long composite keys keep a readable prefix plus a hash.
+  return text.length <= MAX_ROW_CHARS ? text : `${text.slice(0, 200)}~${shortHash(text)}`;
+}
+
+export function keyStateKey(detectionId: string, key: string): StateKey {
+  return { partition: `k|${detectionId}|${bucketOf(key, PARTITION_BUCKETS)}`, row: rowText(key) };
+}
+
+export function memoryStateKey(detectionId: string, memory: string, key: string): StateKey {
+  return { partition: `m|${detectionId}|${bucketOf(`${memory}|${key}`, PARTITION_BUCKETS)}`, row: rowText(`${memory}|${key}`) };
+}
+
+export function markerStateKey(detectionId: string, dedupKey: string, alertId: string): StateKey {
+  return { partition: `a|${detectionId}|${bucketOf(dedupKey, PARTITION_BUCKETS)}`, row: alertId };
+}
+
+export function pendingPartition(detectionId: string): string {
+  return `p|${detectionId}`;
+}
+
+export function pendingStateKey(detectionId: string, key: string, eventHash: string): StateKey {
+  return { partition: pendingPartition(detectionId), row: rowText(`${key}|${eventHash}`) };
+}
+
+/** Every partition the engine may write for these detections (the pending index and per-bucket ones). */
+export function enginePartitions(detectionIds: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const id of detectionIds) {
+    for (const prefix of ['k', 'm', 'a']) for (let b = 0; b < PARTITION_BUCKETS; b++) out.push(`${prefix}|${id}|${b}`);
+    out.push(pendingPartition(id));
+  }
+  return out;
+}
+
+function slotId(key: StateKey): string {
+  return `${key.partition}\u0000${key.row}`;
+}
+
+/** One record as the batch sees it: loaded value (mutated in place), its etag, and whether to write it. */
+export interface Slot<T = unknown> {
+  key: StateKey;
+  value: T | undefined;
+  etag?: string;
+  dirty: boolean;
+  expiresAt?: number;
+}
+
+/**
+ * The records one batch touches. `request` during the planning pass, `loadRequested` once
+ * (concurrently), then `slot` is synchronous on the hot path; `writes` builds the single commit.
+ */
+export class SlotCache {
+  readonly #slots = new Map<string, Slot>();
+  readonly #requested = new Map<string, StateKey>();
+  constructor(private readonly store: StateStore) {}
+
+  request(key: StateKey): void {
+    const id = slotId(key);
+    if (!this.#slots.has(id) && !this.#requested.has(id)) this.#requested.set(id, key);
+  }
+
+  async loadRequested(): Promise<void> {
+    const pending = [...this.#requested.entries()];
+    this.#requested.clear();
+    const records = await Promise.all(pending.map(([, key]) => this.store.get(key)));
+    pending.forEach(([id, key], index) => {
+      const record = records[index];
+      this.#slots.set(id, { key, value: record?.value, etag: record?.etag, dirty: false, expiresAt: record?.expiresAt });
+    });
+  }
+
+  /** The slot of a key; one that was never requested is treated as absent (and created on write). */
+  slot<T>(key: StateKey): Slot<T> {
+    const id = slotId(key);
+    let slot = this.#slots.get(id);
+    if (!slot) {
+      slot = { key, value: undefined, dirty: false };
+      this.#slots.set(id, slot);
+    }
+    return slot as Slot<T>;
+  }
+
+  has(key: StateKey): boolean {
+    return this.#slots.has(slotId(key));
+  }
+
+  /** Adopts records read with `list` (their etags make the later write conditional). */
+  adopt<T>(key: StateKey, value: T, etag: string, expiresAt?: number): Slot<T> {
+    const slot: Slot<T> = { key, value, etag, dirty: false, expiresAt };
+    this.#slots.set(slotId(key), slot as Slot);
+    return slot;
+  }
+
+  dirtySlots(filter?: (slot: Slot) => boolean): Slot[] {
+    return [...this.#slots.values()].filter((slot) => slot.dirty && (!filter || filter(slot)));
+  }
+
+  /** Conditional writes of the dirty slots: create when never stored, replace on the etag read otherwise. */
+  static writesOf(slots: readonly Slot[]): StateWrite[] {
+    return slots.map((slot): StateWrite =>
+      slot.value === undefined
+        ? { op: 'delete', key: slot.key, ifMatch: slot.etag ?? '*' }
+        : { op: 'put', key: slot.key, value: slot.value, expiresAt: slot.expiresAt, ifMatch: slot.etag },
+    );
+  }
+
+  /** Commits the given dirty slots; on success they become clean with their new etags. */
+  async commit(slots: readonly Slot[]): Promise<{ conflictedKeys: StateKey[] }> {
+    const live = slots.filter((slot) => !(slot.value === undefined && slot.etag === undefined));
+    for (const slot of slots) if (slot.value === undefined && slot.etag === undefined) slot.dirty = false;
+    if (live.length === 0) return { conflictedKeys: [] };
+    try {
+      const etags = await this.store.commit(SlotCache.writesOf(live));
+      for (const slot of live) {
+        slot.dirty = false;
+        slot.etag = slot.value === undefined ? undefined : (etags.get(slotId(slot.key)) ?? slot.etag);
+      }
+      return { conflictedKeys: [] };
+    } catch (error) {
+      if (!isStateConflictError(error)) throw error;
+      // Other partitions were applied but their new etags are unknown, and a failed transaction may
+      // have taken its neighbours with it: forget every written slot so a retry reads what is stored.
+      for (const slot of live) this.#slots.delete(slotId(slot.key));
+      return { conflictedKeys: (error as StateConflictError).keys };
+    }
+  }
+
+  /** Drops every cached slot of these partitions, so the next load reads them afresh. */
+  forgetPartitions(partitions: ReadonlySet<string>): void {
+    for (const [id, slot] of this.#slots) if (partitions.has(slot.key.partition)) this.#slots.delete(id);
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Text comparison helpers shared by the operators. Entra sends the same activity name with a
+ * hyphen, an en dash or an em dash and with stray whitespace, and enums in any casing; rules
+ * compare folded text so authors never have to care.
+ */
+
+const DASHES = /[\u2010-\u2015\u2212\uFE58\uFE63\uFF0D]/g;
+const WHITESPACE_RUN = /\s+/g;
+
+/** Lower-case, every dash folded to `-`, whitespace runs to one space, ends trimmed. */
+export function foldUncached(value: string): string {
+  return value.toLowerCase().replace(DASHES, '-').replace(WHITESPACE_RUN, ' ').trim();
+}
+
+// Event values repeat heavily (categories, operation names, app ids), so a bounded cache turns the
+// fold into one Map lookup on the hot path. Cleared wholesale when full: cheap and bounded.
+const FOLD_CACHE_LIMIT = 50_000;
+let foldCache = new Map<string, string>();
+
+export function fold(value: string): string {
+  let folded = foldCache.get(value);
+  if (folded === undefined) {
+    folded = foldUncached(value);
+    if (foldCache.size >= FOLD_CACHE_LIMIT) foldCache = new Map();
+    foldCache.set(value, folded);
+  }
+  return folded;
+}
+
+/** The text form a scalar compares as (numbers and booleans by their JSON text). */
+export function scalarText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : undefined;
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  return undefined;
+}
+
+const NUMERIC = /^\s*-?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*$/i;
+
+/** A number from a number or a numeric string ("4", " 0 "), else undefined. */
+export function numericValue(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value === 'string' && NUMERIC.test(value)) return Number(value);
+  return undefined;
+}

@@ -1,0 +1,149 @@
+/**
+ * Ingest stage: Event Hub messages → validated, normalized events. Decodes each body, routes each
+ * record by category, validates it against its family's schema and normalizes it. Nothing here
+ * throws for bad data: an undecodable body or a malformed record becomes a dead letter carrying
+ * the reason and its position (partition, sequence number, message index, record index), and the
+ * rest of the batch goes on. Records of categories agentwatch does not use are counted as skipped.
+ */
+import { isAgentwatchError, RecordError, type StreamPosition } from '../errors';
+import { normalizeRecord } from '../normalize';
+import { familyOf } from '../normalize/categories';
+import { parseEntraTime } from '../normalize/time';
+import type { AgentEvent } from '../normalize/types';
+import type { DeadLetter } from '../ports';
+import { decodeMessage, type DecodedMessage } from './decode';
+import { validateRecord } from './validate';
+
+export { decodeMessage, type DecodedMessage, type RawRecord } from './decode';
+export { validateRecord } from './validate';
+
+/** Where a batch came from; arrays are index-aligned with the messages (Functions trigger metadata). */
+export interface BatchMeta {
+  /** A label for the input (file name, hub name), carried into dead-letter positions. */
+  source?: string;
+  partitionId?: string;
+  sequenceNumbers?: readonly (string | number | bigint | null | undefined)[];
+  offsets?: readonly (string | number | null | undefined)[];
+  /** Enqueued times (ISO, zone-less = UTC, or Date); used as event time only when a record has none. */
+  enqueuedTimes?: readonly (string | Date | null | undefined)[];
+  /** Per-message labels overriding `source` (e.g. `file.ndjson:12` for replay). */
+  sources?: readonly (string | undefined)[];
+}
+
+export interface IngestStats {
+  messages: number;
+  /** Every record found in the bodies, used or not, valid or not. */
+  recordsRead: number;
+  /** Records read per category as sent (`(none)` when a record has no category). */
+  byCategory: Record<string, number>;
+  skippedByCategory: Record<string, number>;
+  /** Undecodable bodies plus malformed records. */
+  rejected: number;
+  rejectedByReason: Record<string, number>;
+  events: number;
+}
+
+export interface IngestResult {
+  events: AgentEvent[];
+  deadLetters: DeadLetter[];
+  stats: IngestStats;
+}
+
+export function emptyIngestStats(): IngestStats {
+  return { messages: 0, recordsRead: 0, byCategory: {}, skippedByCategory: {}, rejected: 0, rejectedByReason: {}, events: 0 };
+}
+
+function messagePosition(meta: BatchMeta, index: number): StreamPosition {
+  const position: StreamPosition = { messageIndex: index };
+  const source = meta.sources?.[index] ?? meta.source;
+  if (source !== undefined) position.source = source;
+  if (meta.partitionId !== undefined) position.partitionId = meta.partitionId;
+  const sequence = meta.sequenceNumbers?.[index];
+  if (sequence !== undefined && sequence !== null) position.sequenceNumber = String(sequence);
+  const offset = meta.offsets?.[index];
+  if (offset !== undefined && offset !== null) position.offset = String(offset);
+  return position;
+}
+
+function bump(counts: Record<string, number>, key: string): void {
+  counts[key] = (counts[key] ?? 0) + 1;
+}
+
+/** A reason without record-specific values, so the summary groups like problems together. */
+function reasonKey(reason: string): string {
+  return reason.length > 120 ? `${reason.slice(0, 117)}...` : reason;
+}
+
+/**
+ * Decodes, validates and normalizes a batch. `now` stamps dead letters. Events come back in
+ * message/record order; the pipeline orders them by event time.
+ */
+export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, now: () => number = Date.now): IngestResult {
+  const stats = emptyIngestStats();
+  const events: AgentEvent[] = [];
+  const deadLetters: DeadLetter[] = [];
+  stats.messages = messages.length;
+  const at = new Date(now()).toISOString();
+  const reject = (code: DeadLetter['code'], reason: string, position: StreamPosition, payload: unknown, category?: string): void => {
+    stats.rejected++;
+    bump(stats.rejectedByReason, reasonKey(reason));
+    const letter: DeadLetter = { code, reason, position, payload, at };
+    if (category !== undefined) letter.category = category;
+    deadLetters.push(letter);
+  };
+
+  const decoded: DecodedMessage = { records: [], undecodable: [] };
+  for (let i = 0; i < messages.length; i++) {
+    decoded.records.length = 0;
+    decoded.undecodable.length = 0;
+    decodeMessage(messages[i], messagePosition(meta, i), decoded);
+    for (const bad of decoded.undecodable) reject('RECORD_UNDECODABLE', bad.reason, bad.position, bad.payload);
+    const enqueued = meta.enqueuedTimes?.[i];
+    const fallbackTimeMs = enqueued === undefined || enqueued === null ? undefined : parseEntraTime(enqueued);
+    for (const { record, position } of decoded.records) {
+      stats.recordsRead++;
+      const category = typeof record === 'object' && record !== null && !Array.isArray(record) ? (record as { category?: unknown }).category : undefined;
+      if (typeof category !== 'string' || category.length === 0) {
+        bump(stats.byCategory, '(none)');
+        const reason = typeof record !== 'object' || record === null || Array.isArray(record) ? 'record is not a JSON object' : 'record has no category';
+        reject('RECORD_INVALID', reason, position, record);
+        continue;
+      }
+      bump(stats.byCategory, category);
+      const family = familyOf(category);
+      if (!family) {
+        bump(stats.skippedByCategory, category);
+        continue;
+      }
+      const invalid = validateRecord(family, record);
+      if (invalid) {
+        reject('RECORD_INVALID', `${category} record ${invalid}`, position, record, category);
+        continue;
+      }
+      try {
+        const options: Parameters<typeof normalizeRecord>[1] = { position, family };
+        if (fallbackTimeMs !== undefined) options.fallbackTimeMs = fallbackTimeMs;
+        const event = normalizeRecord(record, options);
+        if (event) events.push(event);
+      } catch (error) {
+        // A normalizer bug on odd data must not sink the batch: dead-letter the record, keep going.
+        if (error instanceof RecordError) reject(error.code, error.message, position, record, category);
+        else reject('RECORD_INVALID', `${category} record could not be normalized: ${isAgentwatchError(error) ? error.message : (error as Error)?.message ?? String(error)}`, position, record, category);
+      }
+    }
+  }
+  stats.events = events.length;
+  return { events, deadLetters, stats };
+}
+
+/** Adds one batch's stats into running totals (replay prints the totals at the end). */
+export function addIngestStats(total: IngestStats, batch: IngestStats): IngestStats {
+  total.messages += batch.messages;
+  total.recordsRead += batch.recordsRead;
+  total.rejected += batch.rejected;
+  total.events += batch.events;
+  for (const [k, v] of Object.entries(batch.byCategory)) total.byCategory[k] = (total.byCategory[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(batch.skippedByCategory)) total.skippedByCategory[k] = (total.skippedByCategory[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(batch.rejectedByReason)) total.rejectedByReason[k] = (total.rejectedByReason[k] ?? 0) + v;
+  return total;
+}

@@ -1,0 +1,67 @@
+/**
+ * Normalize stage: one raw Entra record → one canonical `AgentEvent` (`./types`). Schema
+ * validation happens before, in `src/ingest`; this stage assumes the record's shape is sane but
+ * still reads every field defensively.
+ */
+import { RecordError, type StreamPosition } from '../errors';
+import { normalizeAgentsInfo } from './agentsInfo';
+import { normalizeAudit } from './audit';
+import { familyOf, type RecordFamily } from './categories';
+import { contentHashId } from './envelope';
+import { normalizeGraphActivity } from './graphActivity';
+import type { NormalizeInput } from './input';
+import { normalizeRiskEvent, normalizeRiskyPrincipal } from './risk';
+import { normalizeSignIn } from './signIn';
+import type { AgentEvent } from './types';
+import { asObject } from './values';
+
+export * from './types';
+export { CATEGORY_FAMILIES, USED_CATEGORIES, familyOf, type RecordFamily } from './categories';
+export { parseEntraTime, isoTime } from './time';
+export { foldOperation, decodeJsonish } from './values';
+export { normalizeGraphPath } from './graphActivity';
+export { parseKeyDescription } from './audit';
+export { mitreTechniques } from './risk';
+
+const NORMALIZERS: Readonly<Record<RecordFamily, (input: NormalizeInput) => AgentEvent>> = {
+  signIn: normalizeSignIn,
+  audit: normalizeAudit,
+  riskEvent: normalizeRiskEvent,
+  riskyPrincipal: normalizeRiskyPrincipal,
+  graphActivity: normalizeGraphActivity,
+  agentsInfo: normalizeAgentsInfo,
+};
+
+export interface NormalizeOptions {
+  /** Where the record came from; carried into any `RecordError`. */
+  position?: StreamPosition;
+  /** Event time to use when the record has none at all (the Event Hub enqueued time). */
+  fallbackTimeMs?: number;
+  /** The record's family when the caller already resolved it (saves a look-up). */
+  family?: RecordFamily;
+}
+
+/**
+ * Normalizes one record. Returns `undefined` when its category is one agentwatch does not use;
+ * throws `RecordError` (RECORD_INVALID) when the record cannot become an event.
+ */
+export function normalizeRecord(record: unknown, options: NormalizeOptions = {}): AgentEvent | undefined {
+  const position = options.position ?? {};
+  const envelope = asObject(record);
+  if (!envelope) throw new RecordError('RECORD_INVALID', 'record is not a JSON object', position);
+  const category = typeof envelope.category === 'string' ? envelope.category : undefined;
+  if (!category) throw new RecordError('RECORD_INVALID', 'record has no category', position);
+  const family = options.family ?? familyOf(category);
+  if (!family) return undefined;
+  const properties = asObject(envelope.properties);
+  if (!properties) throw new RecordError('RECORD_INVALID', 'record properties is not an object', position);
+  const input: NormalizeInput = {
+    record: envelope,
+    properties,
+    category,
+    position,
+    hashId: () => contentHashId(envelope),
+  };
+  if (options.fallbackTimeMs !== undefined) input.fallbackTimeMs = options.fallbackTimeMs;
+  return NORMALIZERS[family](input);
+}

@@ -1,0 +1,76 @@
+/**
+ * Tolerant timestamp parsing for Entra records. Entra serializes times in several ways
+ * (reference §1.2, PROVENANCE "Quirks"): ISO with 0–9 fraction digits, `Z` or `±hh:mm` or no zone
+ * (= UTC, never local time), one-digit hours (`T9:59:27.958Z`), and US 12-hour
+ * `M/D/YYYY h:mm:ss AM` on risk categories. `Date.parse` gets the zone-less forms wrong (local
+ * time) and rejects some of the others, so the formats are matched explicitly.
+ */
+
+const ISO_LIKE = /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:[.,](\d+))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
+const US_LIKE = /^(\d{1,2})\/(\d{1,2})\/(\d{4})(?:\s+(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d+))?)?\s*([AaPp][Mm])?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
+
+/** Milliseconds from a fraction string of any length (`"4410000"` → 441, `"9"` → 900). */
+function fractionMs(fraction: string | undefined): number {
+  if (!fraction) return 0;
+  const three = fraction.length >= 3 ? fraction.slice(0, 3) : fraction.padEnd(3, '0');
+  return Number(three);
+}
+
+/** Offset in ms of `Z`, `+02:00`, `-0500`, `+02`; 0 when absent (zone-less = UTC). */
+function offsetMs(zone: string | undefined): number {
+  if (!zone || zone === 'Z' || zone === 'z') return 0;
+  const sign = zone[0] === '-' ? -1 : 1;
+  const digits = zone.slice(1).replace(':', '');
+  const hours = Number(digits.slice(0, 2));
+  const minutes = digits.length > 2 ? Number(digits.slice(2, 4)) : 0;
+  return sign * (hours * 60 + minutes) * 60_000;
+}
+
+function build(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number, zone: string | undefined): number | undefined {
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
+  const utc = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  // Date.UTC silently rolls 31 February into March: refuse dates that do not exist.
+  const check = new Date(Date.UTC(year, month - 1, day));
+  if (check.getUTCDate() !== day) return undefined;
+  return utc - offsetMs(zone);
+}
+
+/**
+ * Parses an Entra timestamp to epoch ms, or `undefined` when it is absent or not a time.
+ * Numbers are taken as epoch ms; `Date` objects as they are.
+ */
+export function parseEntraTime(value: unknown): number | undefined {
+  if (typeof value === 'string') return parseTimeText(value);
+  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? value : undefined;
+  if (value instanceof Date) {
+    const ms = value.getTime();
+    return Number.isNaN(ms) ? undefined : ms;
+  }
+  return undefined;
+}
+
+function parseTimeText(raw: string): number | undefined {
+  const text = raw.trim();
+  if (text.length < 8) return undefined;
+  const first = text.charCodeAt(4);
+  if (first === 45 /* - */) {
+    const m = ISO_LIKE.exec(text);
+    if (!m) return undefined;
+    return build(+m[1]!, +m[2]!, +m[3]!, m[4] ? +m[4] : 0, m[5] ? +m[5] : 0, m[6] ? +m[6] : 0, fractionMs(m[7]), m[8]);
+  }
+  const m = US_LIKE.exec(text);
+  if (!m) return undefined;
+  let hour = m[4] ? +m[4] : 0;
+  const meridiem = m[8]?.toLowerCase();
+  if (meridiem) {
+    if (hour < 1 || hour > 12) return undefined;
+    if (meridiem === 'am' && hour === 12) hour = 0;
+    else if (meridiem === 'pm' && hour !== 12) hour += 12;
+  }
+  return build(+m[3]!, +m[1]!, +m[2]!, hour, m[5] ? +m[5] : 0, m[6] ? +m[6] : 0, fractionMs(m[7]), m[9]);
+}
+
+/** Epoch ms → ISO UTC string with milliseconds. */
+export function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
+}
