@@ -32,6 +32,9 @@ param eventHubRetentionDays int = 3
 @description('Table for detection state.')
 param stateTableName string = 'agentwatchstate'
 
+@description('Table for dead letters (unreadable records, refused alerts).')
+param deadLetterTableName string = 'agentwatchdeadletters'
+
 @description('Global ceiling on Graph response actions. Start with dryRun; see docs/response.md.')
 @allowed([
   'off'
@@ -51,6 +54,9 @@ param inventorySchedule string = '0 */30 * * * *'
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+@description('Also send every alert to an Event Hub (for SIEMs other than Sentinel).')
+param alertsHubEnabled bool = false
 
 @description('Log Analytics retention in days.')
 @minValue(30)
@@ -82,6 +88,7 @@ module storage 'modules/storage.bicep' = {
     storageAccountName: take('staw${resourceToken}', 24)
     deploymentContainerName: deploymentContainerName
     stateTableName: stateTableName
+    deadLetterTableName: deadLetterTableName
     tags: tags
   }
 }
@@ -95,6 +102,7 @@ module eventHubs 'modules/eventhubs.bicep' = {
     consumerGroupName: consumerGroupName
     partitionCount: eventHubPartitionCount
     messageRetentionInDays: eventHubRetentionDays
+    alertsHubEnabled: alertsHubEnabled
     tags: tags
   }
 }
@@ -133,6 +141,7 @@ module roles 'modules/roles.bicep' = {
     eventHubNamespaceName: eventHubs.outputs.namespaceName
     eventHubName: eventHubs.outputs.hubName
     appInsightsName: monitoring.outputs.appInsightsName
+    alertsHubEnabled: alertsHubEnabled
   }
 }
 
@@ -147,6 +156,7 @@ var baseAppSettings = {
   ENTRA_CONSUMER_GROUP: eventHubs.outputs.consumerGroupName
   AGENTWATCH_STATE_TABLE_ENDPOINT: storage.outputs.tableEndpoint
   AGENTWATCH_STATE_TABLE: storage.outputs.stateTableName
+  AGENTWATCH_DEADLETTER_TABLE: storage.outputs.deadLetterTableName
   AGENTWATCH_RESPONSE_MODE: responseMode
   AGENTWATCH_LATENESS: lateness
   AGENTWATCH_INVENTORY_SCHEDULE: inventorySchedule
@@ -163,7 +173,10 @@ module functionAppSettings 'modules/appsettings.bicep' = {
       AGENTWATCH_SENTINEL_ENDPOINT: sentinel.outputs.logsIngestionEndpoint
       AGENTWATCH_SENTINEL_DCR_ID: sentinel.outputs.dcrImmutableId
       AGENTWATCH_SENTINEL_STREAM: sentinel.outputs.streamName
-    })
+    }, alertsHubEnabled ? {
+      AGENTWATCH_ALERTS_EVENTHUB_NAMESPACE: eventHubs.outputs.fullyQualifiedNamespace
+      AGENTWATCH_ALERTS_HUB: eventHubs.outputs.alertsHubName
+    } : {})
   }
 }
 

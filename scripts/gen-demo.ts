@@ -876,6 +876,8 @@ export interface NoiseOptions {
   density?: number;
   /** Agent id → when its work stops (deleted, or its blueprint deleted). */
   stopAt?: Record<string, number>;
+  /** How often each agent's blueprint exchanges and the agent works. Optional; defaults to 1 h. */
+  agentPeriod?: number;
 }
 
 /** Office hours in UTC for a Dutch tenant (07:00–17:00 UTC ≈ 09:00–19:00 local). */
@@ -894,7 +896,7 @@ export function benignTraffic(b: StreamBuilder, tenant: Tenant, options: NoiseOp
   for (let t = options.from; t < options.to; t += 15 * MINUTE) {
     const weight = workWeight(t) * density;
     for (const person of people) {
-      if (!rng.chance(weight * 0.035)) continue;
+      if (!rng.chance(weight * 0.15)) continue;
       const when = t + rng.int(0, 15 * 60 - 1) * 1000;
       const interactive = rng.chance(0.35);
       const failed = rng.chance(0.03);
@@ -920,7 +922,7 @@ export function benignTraffic(b: StreamBuilder, tenant: Tenant, options: NoiseOp
     const stopAt = options.stopAt?.[agent.id];
     // A stopped agent's last hour must end before the stop; others run to the end of the period.
     const last = stopAt === undefined ? options.to : stopAt - HOUR;
-    for (let t = options.from + rng.int(0, 50) * MINUTE; t < last; t += HOUR) {
+    for (let t = options.from + rng.int(0, 50) * MINUTE; t < last; t += options.agentPeriod ?? HOUR) {
       const busy = workWeight(t);
       if (!firstParty) b.t1(agent.blueprint, t);
       const tokens = Math.max(1, Math.round(busy * 3 * density));
@@ -1046,8 +1048,8 @@ export function demoDay(bases: Map<string, RawRecord>): Emitted[] {
   const invoiceUser = { id: A.invoice!.agentUser!.id, upn: A.invoice!.agentUser!.upn, name: 'invoice-agent (agent user)' };
   b.roleMember(invoiceUser, { name: 'Exchange Administrator', templateId: '29232cdf-9323-42fd-ade2-1d097af3e4de' }, { ...eve, ip: ATTACKER_IP }, at(14, 0, 30));
   // 14:10–14:35 more maker-credential use; one from a Power Platform egress IP never seen for carol.
-  b.connector(carol, at(14, 10));
-  b.connector(carol, at(14, 35), { ip: '198.51.100.201' });
+  b.connector(carol, at(14, 10), { ip: '198.51.100.201' });
+  b.connector(carol, at(14, 35));
   // 15:00 research-scout loops: 140 Graph tokens in eight minutes.
   for (let k = 0; k < 140; k++) b.t2(A.scout!, at(15, 0, 0) + k * 3400, { resource: RESOURCES.graph });
   // 16:00 password-reset-agent is blocked by a new Conditional Access policy and keeps retrying.
@@ -1276,7 +1278,7 @@ function persons(t: Tenant, ...aliases: string[]): Person[] {
   });
 }
 
-/** The noise every scenario sits in: 25 people, 6 apps, 4 managed identities and every agent. */
+/** The noise every scenario sits in: 25 people, 6 apps, 4 managed identities and every agent (working every 2 h). */
 export function scenarioStream(bases: Map<string, RawRecord>, id: string, index: number): Emitted[] {
   const scenario = SCENARIOS[id];
   if (!scenario) throw new Error(`gen-demo: no scenario ${id}`);
@@ -1284,7 +1286,7 @@ export function scenarioStream(bases: Map<string, RawRecord>, id: string, index:
   const tenant = buildTenant(25);
   const agents = Object.values(tenant.agents);
   const stopAt = SCENARIO_STOPS[id]?.(tenant);
-  benignTraffic(b, tenant, { from: HISTORY_DAY, to: DEMO_DAY + DAY, agents, apps: tenant.apps.slice(0, 6), managedIdentities: tenant.managedIdentities.slice(0, 4), density: 0.5, ...(stopAt ? { stopAt } : {}) });
+  benignTraffic(b, tenant, { from: HISTORY_DAY, to: DEMO_DAY + DAY, agents, apps: tenant.apps.slice(0, 6), managedIdentities: tenant.managedIdentities.slice(0, 4), density: 0.3, agentPeriod: 2 * HOUR, ...(stopAt ? { stopAt } : {}) });
   scenario(b, tenant);
   return b.records;
 }
@@ -1297,8 +1299,8 @@ function main(argv: string[]): void {
   if (argv.includes('--scenarios')) {
     Object.keys(SCENARIOS).forEach((id, index) => {
       const records = scenarioStream(bases, id, index);
-      // The spike scenario needs a day of busy history; gzip keeps the fixture small.
-      const file = join(root, 'test', 'fixtures', 'scenarios', 'catalog', `${id}.ndjson${records.length > 4000 ? '.gz' : ''}`);
+      // Gzipped: a day and a half of realistic records per scenario; `zcat` to read one.
+      const file = join(root, 'test', 'fixtures', 'scenarios', 'catalog', `${id}.ndjson.gz`);
       const lines = toBodies(records, createRng(0xb0d1 + index));
       writeStream(file, lines);
       process.stdout.write(`${file}: ${records.length} records in ${lines.length} bodies\n`);

@@ -11,13 +11,14 @@ import { MemoryAlertSink, MemoryDeadLetterSink, FanOutAlertSink } from './alerts
 import { Inventory, readInventorySeed, seedInventory, type InventorySeed } from './inventory';
 import type { BatchMeta } from './ingest';
 import { addSummary, emptySummary, processBatch, type BatchSummary } from './pipeline';
-import { createPlaceholderEngine } from './pipeline/placeholderEngine';
+import { createEngine, loadDetections, loadEngineConfig, type EngineConfig } from './engine';
+import { createResponder, type ResponseConfig } from './response';
 import type { AlertSink, Clock, DeadLetterSink, DetectionEngine, Logger, Responder, StateStore } from './ports';
 import { silentLogger, systemClock } from './ports';
 import type { TokenCredential } from '@azure/identity';
 import type { OutboxAlertSink } from './alerts/outbox';
 import { sentinelSinkFromSettings } from './alerts/sentinelSink';
-import { loadSettings } from './config';
+import { loadSettings, parseDuration } from './config';
 import { MemoryStateStore } from './state/memoryStore';
 
 export interface AppOptions {
@@ -41,7 +42,7 @@ export interface AppOptions {
   alertSink?: AlertSink | AlertSink[];
   /** Where rejected records go. Optional; defaults to an in-memory collector. */
   deadLetters?: DeadLetterSink;
-  /** Response stage. Optional; without it alerts carry no actions. */
+  /** Response stage. Optional; defaults to a dryRun responder without Graph (actions planned, never taken). */
   responder?: Responder;
   /** A ready engine (tests). Optional; defaults to the engine built from `detections`. */
   engine?: DetectionEngine;
@@ -67,7 +68,8 @@ export interface App {
   readonly totals: BatchSummary;
   readonly inventory: Inventory;
   readonly engine: DetectionEngine;
-  readonly state: StateStore | undefined;
+  /** The store state lives in: the one given, or the in-memory default. */
+  readonly state: StateStore;
   readonly alertSink: AlertSink;
   readonly deadLetters: DeadLetterSink;
   /** Outboxes built here from settings (`sentinelFromEnv`): redrive or report them before exit. */
@@ -77,26 +79,30 @@ export interface App {
 export async function buildApp(options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? silentLogger;
   const clock = options.clock ?? systemClock;
-  const state = options.state;
+  // Without a durable store (replay, demo, tests) state lives in memory for the app's lifetime.
+  const state = options.state ?? new MemoryStateStore({ clock });
   const seed = typeof options.inventorySeed === 'string' ? await readInventorySeed(options.inventorySeed) : options.inventorySeed;
+  const config: EngineConfig | undefined = options.configFile ? loadEngineConfig(options.configFile) : undefined;
 
   const inventoryOptions: ConstructorParameters<typeof Inventory>[0] = {
     logger,
     now: () => clock.now(),
-    firstPartyAppIds: [...(options.firstPartyAppIds ?? []), ...(seed?.firstPartyAppIds ?? [])],
+    firstPartyAppIds: [...(options.firstPartyAppIds ?? []), ...(seed?.firstPartyAppIds ?? []), ...(config?.lists?.firstPartyAppIds ?? []).map(String)],
   };
-  if (state && (options.persistInventory ?? true)) inventoryOptions.state = state;
+  if (options.state && (options.persistInventory ?? true)) inventoryOptions.state = state;
   const inventory = new Inventory(inventoryOptions);
   await inventory.load();
   if (seed) seedInventory(inventory, seed.entities);
 
-  const engine = options.engine ?? createPlaceholderEngine(clock);
+  const engine = options.engine ?? engineFromRules(options, { state, config, logger, clock });
   const deadLetters = options.deadLetters ?? new MemoryDeadLetterSink();
-  const outboxes = sentinelOutboxesFromEnv(options, { state, deadLetters, logger, clock });
+  const outboxes = sentinelOutboxesFromEnv(options, { state: options.state, deadLetters, logger, clock });
   const givenSinks = Array.isArray(options.alertSink) ? options.alertSink : [options.alertSink ?? new MemoryAlertSink()];
   const alertSink = givenSinks.length === 1 && !outboxes.length ? givenSinks[0]! : new FanOutAlertSink([...givenSinks, ...outboxes]);
   const deps: Parameters<typeof processBatch>[2] = { inventory, engine, alertSink, deadLetters, logger, clock };
-  if (options.responder) deps.responder = options.responder;
+  // Without an injected responder (replay, demo, tests) the rules' actions are still planned — in
+  // dryRun, without Graph — so every alert shows what the response stage would do.
+  deps.responder = options.responder ?? createResponder({ state, inventory, config: replayResponseConfig(config), clock, logger });
 
   const totals = emptySummary();
   return {
@@ -113,6 +119,24 @@ export async function buildApp(options: AppOptions = {}): Promise<App> {
       return summary;
     },
   };
+}
+
+/** Replay's response settings: always dryRun; the config file's protected list and first-party ids still show in the plans. */
+function replayResponseConfig(config: EngineConfig | undefined): ResponseConfig {
+  return {
+    globalMode: 'dryRun',
+    ...(config?.response?.protected ? { protected: config.response.protected } : {}),
+    ...(config?.lists?.firstPartyAppIds ? { firstPartyAppIds: config.lists.firstPartyAppIds.map(String) } : {}),
+  };
+}
+
+/** The declarative engine over the rule files (default: the repository's `detections/`), tuned by the config file. */
+function engineFromRules(options: AppOptions, deps: { state: StateStore; config: EngineConfig | undefined; logger: Logger; clock: Clock }): DetectionEngine {
+  const paths = options.detections === undefined ? [join(repoRoot(), 'detections')] : Array.isArray(options.detections) ? options.detections : [options.detections];
+  const detections = loadDetections(paths, { config: deps.config, logger: deps.logger });
+  const lateness = options.env?.AGENTWATCH_LATENESS?.trim();
+  const latenessMs = options.latenessMs ?? (lateness ? parseDuration(lateness) : undefined);
+  return createEngine({ detections, state: deps.state, logger: deps.logger, clock: deps.clock, config: deps.config, ...(latenessMs !== undefined ? { latenessMs } : {}) });
 }
 
 /** The Sentinel outbox from `AGENTWATCH_SENTINEL_*` in `options.env`, when asked for and configured. */

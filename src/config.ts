@@ -61,7 +61,6 @@ export const SETTINGS = [
   { name: 'AzureWebJobsStorage__accountName', kind: 'string', hostOnly: true, requiredIn: ['function'], description: 'Host storage account (checkpoints, leases, timers) used with the Function identity.' },
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', kind: 'string', hostOnly: true, description: 'Application Insights for the Function App.' },
   { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', kind: 'string', hostOnly: true, description: 'Authorization=AAD: Application Insights telemetry with the Function identity (local auth is off).' },
-  { name: 'AzureWebJobsStorage', kind: 'string', hostOnly: true, localOnly: true, description: 'Local Functions host only: host storage connection string (UseDevelopmentStorage=true for Azurite).' },
   { name: 'FUNCTIONS_WORKER_RUNTIME', kind: 'string', hostOnly: true, localOnly: true, description: 'Local Functions host only (node); Flex Consumption sets the runtime in the site config instead.' },
   { name: 'FUNCTIONS_EXTENSION_VERSION', kind: 'string', hostOnly: true, description: 'Functions runtime version (~4).' },
 ] as const satisfies readonly SettingDefinition[];

@@ -35,6 +35,12 @@ param capacity int = 1
 @maxValue(40)
 param maximumThroughputUnits int = 4
 
+@description('Also create a hub that receives every alert, for SIEMs other than Sentinel.')
+param alertsHubEnabled bool = false
+
+@description('Name of that alerts hub.')
+param alertsHubName string = 'agentwatch-alerts'
+
 @description('Name of the Listen/Send/Manage rule the tenant diagnostic setting uses.')
 param diagnosticsAuthorizationRuleName string = 'entra-diagnostics'
 
@@ -75,6 +81,15 @@ resource consumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2
   }
 }
 
+resource alertsHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = if (alertsHubEnabled) {
+  parent: namespace
+  name: alertsHubName
+  properties: {
+    partitionCount: 2
+    messageRetentionInDays: messageRetentionInDays
+  }
+}
+
 resource diagnosticsRule 'Microsoft.EventHub/namespaces/authorizationRules@2024-01-01' = {
   parent: namespace
   name: diagnosticsAuthorizationRuleName
@@ -94,4 +109,5 @@ output fullyQualifiedNamespace string = split(replace(namespace.properties.servi
 output hubName string = hub.name
 output hubId string = hub.id
 output consumerGroupName string = consumerGroup.name
+output alertsHubName string = alertsHubEnabled ? alertsHub.name : ''
 output diagnosticsAuthorizationRuleId string = diagnosticsRule.id

@@ -11,9 +11,15 @@ param eventHubNamespaceName string
 param eventHubName string
 param appInsightsName string
 
+@description('Alerts hub the Function sends every alert to (Azure Event Hubs Data Sender), when enabled.')
+param alertsHubEnabled bool = false
+param alertsHubName string = 'agentwatch-alerts'
+
 var roleIds = {
   // Azure Event Hubs Data Receiver: the Event Hubs trigger reads the hub.
   eventHubsDataReceiver: 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
+  // Azure Event Hubs Data Sender: the optional alerts hub.
+  eventHubsDataSender: '2b629674-e913-4c01-ae53-ef4638d8f975'
   // Storage Blob Data Owner: host storage (checkpoints, leases, timer locks) and the Flex deployment container.
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   // Storage Table Data Contributor: detection state, outbox, dead letters.
@@ -35,6 +41,11 @@ resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = {
   name: eventHubName
 }
 
+resource alertsHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = {
+  parent: namespace
+  name: alertsHubName
+}
+
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
@@ -44,6 +55,16 @@ resource hubReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: hub
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.eventHubsDataReceiver)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource alertsHubSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (alertsHubEnabled) {
+  name: guid(alertsHub.id, principalId, roleIds.eventHubsDataSender)
+  scope: alertsHub
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.eventHubsDataSender)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

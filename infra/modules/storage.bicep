@@ -16,6 +16,9 @@ param deploymentContainerName string
 @description('Table holding detection state (windows, first-seen sets, inventory, dedup markers, outbox, action log).')
 param stateTableName string
 
+@description('Table receiving records and alerts that could not be processed (reason and stream position).')
+param deadLetterTableName string
+
 @description('Redundancy. ZRS where the region offers it is a sensible production choice.')
 @allowed([
   'Standard_LRS'
@@ -68,9 +71,15 @@ resource stateTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023
   name: stateTableName
 }
 
+resource deadLetterTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: deadLetterTableName
+}
+
 output storageAccountName string = storage.name
 output storageAccountId string = storage.id
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
 output tableEndpoint string = storage.properties.primaryEndpoints.table
 output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainer.name}'
 output stateTableName string = stateTable.name
+output deadLetterTableName string = deadLetterTable.name

@@ -102,7 +102,7 @@ export class SentinelUploader implements AlertUploader {
 /** Statuses that mean our configuration is wrong, not the data: retried (never dead-lettered) until fixed. */
 const CONFIGURATION_HINTS: Record<number, string> = {
   401: 'the token was not accepted; check the identity and the token audience',
-  403: 'grant the app identity "Monitoring Metrics Publisher" on the data collection rule (new role assignments take up to 30 minutes)',
+  403: 'grant the app identity "Monitoring Metrics Publisher" on the data collection rule (a new role assignment can take several minutes to take effect)',
   404: 'no such data collection rule or stream; check AGENTWATCH_SENTINEL_ENDPOINT, AGENTWATCH_SENTINEL_DCR_ID (the immutable id) and AGENTWATCH_SENTINEL_STREAM',
 };
 

@@ -55,7 +55,7 @@ export interface CompileOptions {
 export const RESPONSE_MODE_ORDER: readonly ResponseMode[] = ['off', 'dryRun', 'approval', 'auto'];
 export const DEFAULT_MEMORY_TTL_MS = 90 * 86_400_000;
 const AGGREGATES: ReadonlySet<string> = new Set<AggregateName>(['count', 'distinct', 'distinctValues', 'window', 'mean']);
-const DISPATCH_FIELDS = { kind: 'kind', category: 'category', operation: 'audit.operation' } as const;
+const DISPATCH_FIELDS = { kind: 'kind', category: 'category', flow: 'flow', operation: 'audit.operation' } as const;
 
 type Bag = Record<string, unknown>;
 
@@ -259,6 +259,7 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
   const prefilter: Prefilter = {
     kinds: unionOver(conditionTrees, constraintOf('kind')),
     categories: unionOver(conditionTrees, constraintOf('category')),
+    flows: unionOver(conditionTrees, constraintOf('flow')),
     operations: unionOver(conditionTrees, constraintOf('operation')),
   };
   if (stateful?.type === 'sequence' || stateful?.type === 'absence') {
@@ -267,7 +268,7 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
       prefilter.kinds = new Set();
     }
   }
-  if (conditionTrees.length === 0 && !(stateful?.type === 'sequence' || stateful?.type === 'absence')) problem(['condition'], 'expected a condition');
+  if (doc.condition === undefined && !(stateful?.type === 'sequence' || stateful?.type === 'absence')) problem(['condition'], 'expected a condition');
 
   if (problems.length) return { problems };
   return {
@@ -334,7 +335,7 @@ function compileSelection(detectionId: string, name: string, raw: unknown, path:
       }
       return false;
     };
-    return { name, test, memory, memoryKeys: keys, constraints: { kind: undefined, category: undefined, operation: undefined } };
+    return { name, test, memory, memoryKeys: keys, constraints: { kind: undefined, category: undefined, flow: undefined, operation: undefined } };
   }
   const maps = Array.isArray(raw) ? (raw as Bag[]) : [raw as Bag];
   const compiledMaps: { test: SelectionTest; constraints: EntryConstraint[] }[] = [];
@@ -375,7 +376,7 @@ function compileSelection(detectionId: string, name: string, raw: unknown, path:
           for (const one of tests) if (one(event, ctx)) return true;
           return false;
         };
-  return { name, test, constraints: { kind: constraint('kind'), category: constraint('category'), operation: constraint('operation') } };
+  return { name, test, constraints: { kind: constraint('kind'), category: constraint('category'), flow: constraint('flow'), operation: constraint('operation') } };
 }
 
 function allOf(tests: SelectionTest[]): SelectionTest {
@@ -459,7 +460,8 @@ function compileEntry(key: string, rawValue: unknown, path: JsonPath, tools: Sel
   }
 
   const values = (Array.isArray(value) ? value : [value]) as unknown[];
-  if (values.length === 0) return tools.problem(path, 'expected at least one value');
+  // An empty list (e.g. a user list left empty) matches nothing.
+  if (values.length === 0) return { test: () => false };
   for (const element of values) {
     if (typeof element !== 'string' && typeof element !== 'number' && typeof element !== 'boolean') return tools.problem(path, `expected text, numbers or booleans, got ${JSON.stringify(element)}`);
   }

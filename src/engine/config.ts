@@ -12,7 +12,7 @@ import configSchema from '../../schemas/config.schema.json';
 import type { EngineConfig, ParameterValue, RuleDocument } from './types';
 import { parseLocated, pointerOf, problemsFromAjv } from './yamlFile';
 
-const validateConfig = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true }).compile(configSchema);
+const validateConfig = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true }).compile(configSchema);
 
 /** Parses and validates config text; throws ConfigError listing every problem. */
 export function parseEngineConfig(file: string, text: string): EngineConfig {

@@ -16,7 +16,7 @@
  *    events already counted are duplicates for their keys, so nothing counts or alerts twice.
  */
 import type { Alert } from '../alerts/types';
-import { isStateConflictError } from '../errors';
+import { StateConflictError } from '../errors';
 import type { AgentEvent } from '../normalize/types';
 import { silentLogger, systemClock, type Clock, type DetectionEngine, type InventoryView, type Logger, type StateStore } from '../ports';
 import type { ResponsePlan } from '../response/types';
@@ -28,7 +28,7 @@ import { newKeyState, withinLateness, type FireInfo, type KeyState, type KindOut
 import { applyAbsence, applySequence, takeDueAbsence, type StepView } from './kinds/sequence';
 import { applyFirstSeen } from './kinds/firstSeen';
 import { applyBaseline, applyDistinctCount, applyThreshold } from './kinds/window';
-import { alertIdentity, buildAlert, type AlertIdentity } from './output';
+import { alertIdentity, buildAlert, type AlertIdentity, type BuiltAlert } from './output';
 import { SlotCache, keyStateKey, markerStateKey, memoryStateKey, pendingPartition, pendingStateKey, type Slot } from './stateSlots';
 import { fold } from './text';
 import type { CompiledDetection, EngineBatchResult, EngineOptions, EngineStats, MemoryAccess, RuleEvalContext } from './types';
@@ -71,9 +71,16 @@ interface Firing {
   fire: FireInfo;
   triggerId: string;
   identity: AlertIdentity;
+  /** Built when it fired, so severity and response conditions see the memories as they were then. */
+  built: BuiltAlert;
 }
 
+/** An event that would have matched had a memory held: re-evaluated when the memory is set late. */
+type MemoryWaiter = [number, string, Record<string, unknown>];
+
 interface MemoryValue {
+  /** Events waiting for this memory (time, id hash, event without raw), within the lateness bound. */
+  w?: MemoryWaiter[];
   /** Earliest setting time still in force. */
   s?: number;
   /** Latest setting time. */
@@ -169,11 +176,13 @@ export class Engine implements DetectionEngine {
   readonly #markerTtlMs: number;
   readonly #maxRetries: number;
   readonly #runner = new ConditionRunner();
-  readonly #dispatch = new Map<string, Map<string, Map<string, RuleRuntime[]>>>();
+  readonly #dispatch = new Map<string, Map<string, Map<string, Map<string, RuleRuntime[]>>>>();
   readonly #stats: EngineStats = { events: 0, alertsRaised: 0, alertsFolded: 0, duplicates: 0, tooLate: {}, stateOverflow: {}, conflictsRetried: 0, alertsByDetection: {} };
   /** Newest event time this engine has seen: the absence watermark hangs off it. */
   #newestEventMs = -Infinity;
   readonly #absenceNextDue = new Map<string, number>();
+  /** Earliest deadline of pendings added since the last sweep (not yet in the store when it listed). */
+  readonly #absenceAddedDue = new Map<string, number>();
   readonly #absenceListedAt = new Map<string, number>();
 
   constructor(options: EngineOptions) {
@@ -230,14 +239,14 @@ export class Engine implements DetectionEngine {
       const run = await this.#runAttempt(sorted, inventory, cache, carriedAlertEvents);
       tooLate += run.tooLate;
       firings = Math.max(firings, run.firings.length);
-      await this.#raiseAlerts(run.firings, inventory, cache, raised);
+      await this.#raiseAlerts(run.firings, cache, raised);
       const stateSlots = cache.dirtySlots((slot) => !slot.key.partition.startsWith('a|'));
       const { conflictedKeys } = await cache.commit(stateSlots);
       if (conflictedKeys.length === 0) break;
       this.#stats.conflictsRetried++;
       if (attempt + 1 >= this.#maxRetries) {
         // Give up on this delivery: Event Hubs will redeliver, and redelivery is harmless.
-        throw new (await import('../errors')).StateConflictError(conflictedKeys);
+        throw new StateConflictError(conflictedKeys);
       }
       this.#logger.log('info', 'state changed underneath this batch; re-reading and re-applying', { keys: conflictedKeys.length, attempt: attempt + 1 });
     }
@@ -296,7 +305,7 @@ export class Engine implements DetectionEngine {
         for (const firing of result.firings) {
           firings.push(firing);
           if (this.#dependents.has(firing.rule.detection.id)) {
-            const alertEvent = this.#alertEvent(firing, ctx);
+            const alertEvent = this.#alertEvent(firing);
             if (!carriedAlertEvents.has(alertEvent.id)) {
               carriedAlertEvents.set(alertEvent.id, alertEvent);
               alertEvents.push(alertEvent);
@@ -309,21 +318,25 @@ export class Engine implements DetectionEngine {
     return { firings, tooLate };
   }
 
-  /** Rules whose prefilter admits the event's kind, category and operation (cached per combination). */
+  /** Rules whose prefilter admits the event's kind, category, flow and operation (cached per combination). */
   #candidates(event: AgentEvent): RuleRuntime[] {
     const kind = event.kind ?? '';
     const category = event.category ?? '';
+    const flow = event.flow ?? '';
     const operation = event.audit?.operation ?? '';
     let byCategory = this.#dispatch.get(kind);
     if (!byCategory) this.#dispatch.set(kind, (byCategory = new Map()));
-    let byOperation = byCategory.get(category);
-    if (!byOperation) byCategory.set(category, (byOperation = new Map()));
+    let byFlow = byCategory.get(category);
+    if (!byFlow) byCategory.set(category, (byFlow = new Map()));
+    let byOperation = byFlow.get(flow);
+    if (!byOperation) byFlow.set(flow, (byOperation = new Map()));
     let rules = byOperation.get(operation);
     if (!rules) {
-      const k = fold(kind);
-      const c = fold(category);
-      const o = fold(operation);
-      rules = this.#rules.filter(({ detection: { prefilter } }) => (!prefilter.kinds || prefilter.kinds.has(k)) && (!prefilter.categories || prefilter.categories.has(c)) && (!prefilter.operations || prefilter.operations.has(o)));
+      const [k, c, f, o] = [fold(kind), fold(category), fold(flow), fold(operation)];
+      rules = this.#rules.filter(
+        ({ detection: { prefilter } }) =>
+          (!prefilter.kinds || prefilter.kinds.has(k)) && (!prefilter.categories || prefilter.categories.has(c)) && (!prefilter.flows || prefilter.flows.has(f)) && (!prefilter.operations || prefilter.operations.has(o)),
+      );
       byOperation.set(operation, rules);
     }
     return rules;
@@ -405,16 +418,34 @@ export class Engine implements DetectionEngine {
     const memoryEvidence = ctx.memoryEvidence ?? [];
     ctx.memoryEvidence = undefined;
 
-    // Memories change after the event's own conditions were evaluated: an event never sees what it set.
-    if (match.sets || match.forgets) this.#updateMemories(rule, event, ctx, cache, match);
-
     const firings: Firing[] = [];
     let tooLate = 0;
     const stateful = detection.stateful;
     if (!stateful) {
       if (match.main) firings.push(this.#firing(rule, event, ctx, { evidence: [event.id, ...memoryEvidence], firstMs: event.timeMs, lastMs: event.timeMs, count: 1 }, event.id));
-      return { firings, tooLate };
+      else if (rule.deferred && !isAlert) this.#waitForMemories(rule, event, ctx, cache);
+    } else {
+      tooLate += this.#applyStateful(rule, event, ctx, cache, match, memoryEvidence, isAlert, alertFields, firings);
     }
+    // Memories change after the event's own conditions and alert were evaluated: an event never sees what it set.
+    if (match.sets || match.forgets) firings.push(...this.#updateMemories(rule, event, ctx, cache, match));
+    return { firings, tooLate };
+  }
+
+  #applyStateful(
+    rule: RuleRuntime,
+    event: AgentEvent,
+    ctx: RuleEvalContext,
+    cache: SlotCache,
+    match: RuleMatch,
+    memoryEvidence: string[],
+    isAlert: boolean,
+    alertFields: AlertEventFields['alert'] | undefined,
+    firings: Firing[],
+  ): number {
+    const detection = rule.detection;
+    const stateful = detection.stateful!;
+    let tooLate = 0;
     const hash = shortHash(event.id);
     const applyToKey = (key: string, apply: (state: KeyState) => KindOutcome): void => {
       const slot = cache.slot<KeyState>(keyStateKey(detection.id, key));
@@ -474,7 +505,7 @@ export class Engine implements DetectionEngine {
           for (const key of compositeKeys(step.groupBy, event, ctx)) masks.set(key, (masks.get(key) ?? 0) | stepBit(step.index));
         }
         if (match.cancel) for (const key of compositeKeys(stateful.groupBy, event, ctx)) if (!masks.has(key)) masks.set(key, 0);
-        const evidence = isAlert ? [...alertFields.evidence] : [event.id, ...memoryEvidence];
+        const evidence = isAlert ? [...alertFields!.evidence] : [event.id, ...memoryEvidence];
         for (const [key, mask] of masks) {
           let newValues: Map<number, string[]> | undefined;
           const exports: Record<string, string[]> = {};
@@ -509,7 +540,7 @@ export class Engine implements DetectionEngine {
               slot.dirty = true;
               slot.expiresAt = retention;
               const due = outcome.added.t + stateful.windowMs;
-              this.#absenceNextDue.set(detection.id, Math.min(this.#absenceNextDue.get(detection.id) ?? Infinity, due));
+              this.#absenceAddedDue.set(detection.id, Math.min(this.#absenceAddedDue.get(detection.id) ?? Infinity, due));
             }
             for (const cancelled of outcome.cancelled) {
               const slot = cache.slot(pendingStateKey(detection.id, key, cancelled));
@@ -522,7 +553,7 @@ export class Engine implements DetectionEngine {
         break;
       }
     }
-    return { firings, tooLate };
+    return tooLate;
   }
 
   #touch(slot: Slot<KeyState>, state: KeyState, rule: RuleRuntime): void {
@@ -531,8 +562,9 @@ export class Engine implements DetectionEngine {
     slot.expiresAt = this.#clock.now() + rule.retentionMs;
   }
 
-  #updateMemories(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache, match: RuleMatch): void {
+  #updateMemories(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache, match: RuleMatch): Firing[] {
     const detection = rule.detection;
+    const firings: Firing[] = [];
     detection.memories.forEach((memoryRule, index) => {
       const set = !!(match.sets & stepBit(index));
       const forget = !!(match.forgets & stepBit(index));
@@ -565,8 +597,56 @@ export class Engine implements DetectionEngine {
         slot.value = value;
         slot.dirty = true;
         slot.expiresAt = this.#clock.now() + memoryRule.ttlMs + this.#latenessMs + HOUR_MS;
+        if (set && value.w?.length) firings.push(...this.#wakeWaiters(rule, slot, ctx));
       }
     });
+    return firings;
+  }
+
+  /**
+   * A memory-reading rule whose condition failed only for want of a memory: keep the event (without
+   * `raw`) in the memory records it read, for the lateness bound, so a setting that arrives later
+   * but carries an earlier event time still fires it (events are judged in event-time order).
+   */
+  #waitForMemories(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache): void {
+    const detection = rule.detection;
+    if (!detection.condition) return;
+    this.#runner.reset(detection, event, { inventory: ctx.inventory, memory: ALWAYS_REMEMBERED });
+    if (!this.#runner.run(detection.condition)) return;
+    const hash = shortHash(event.id);
+    for (const selection of detection.selections) {
+      if (!selection.memory || !selection.memoryKeys) continue;
+      for (const key of compositeKeys(selection.memoryKeys, event, ctx)) {
+        const slot = cache.slot<MemoryValue>(memoryStateKey(detection.id, selection.memory, key));
+        const value: MemoryValue = slot.value ?? {};
+        const waiters = (value.w ??= []);
+        if (waiters.some(([, h]) => h === hash)) continue;
+        waiters.push([event.timeMs, hash, snapshotOf(event)]);
+        const newest = Math.max(...waiters.map(([t]) => t));
+        value.w = waiters.filter(([t]) => t >= newest - this.#latenessMs).slice(-MAX_MEMORY_WAITERS);
+        slot.value = value;
+        slot.dirty = true;
+        slot.expiresAt = Math.max(slot.expiresAt ?? 0, this.#clock.now() + this.#latenessMs + HOUR_MS);
+      }
+    }
+  }
+
+  /** Re-evaluates the events waiting on a memory that was just set; those that now match fire. */
+  #wakeWaiters(rule: RuleRuntime, slot: Slot<MemoryValue>, ctx: RuleEvalContext): Firing[] {
+    const detection = rule.detection;
+    const firings: Firing[] = [];
+    const value = slot.value!;
+    value.w = (value.w ?? []).filter(([, , snapshot]) => {
+      const waiting = snapshot as unknown as AgentEvent;
+      const waitCtx: RuleEvalContext = { inventory: ctx.inventory, memory: ctx.memory, memoryEvidence: [] };
+      this.#runner.reset(detection, waiting, waitCtx);
+      if (!detection.condition || !this.#runner.run(detection.condition)) return true;
+      const evidence = [waiting.id, ...(waitCtx.memoryEvidence ?? [])];
+      firings.push(this.#firing(rule, waiting, ctx, { evidence, firstMs: waiting.timeMs, lastMs: waiting.timeMs, count: 1 }, waiting.id));
+      return false;
+    });
+    if (value.w.length === 0) delete value.w;
+    return firings;
   }
 
   #memoryAccess(cache: SlotCache): MemoryAccess {
@@ -585,7 +665,11 @@ export class Engine implements DetectionEngine {
   }
 
   #firing(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, fire: FireInfo, triggerId: string): Firing {
-    return { rule, event, fire, triggerId, identity: alertIdentity(rule.detection, event, ctx, fire.lastMs, triggerId) };
+    const detection = rule.detection;
+    const identity = alertIdentity(detection, event, ctx, fire.lastMs, triggerId);
+    const alertCtx: RuleEvalContext = { inventory: ctx.inventory, memory: ctx.memory };
+    const built = buildAlert(detection, event, alertCtx, fire, identity, fire.evidence, this.#clock.now(), this.#conditionTester(detection, event, alertCtx));
+    return { rule, event, fire, triggerId, identity, built };
   }
 
   #conditionTester(detection: CompiledDetection, event: AgentEvent, ctx: RuleEvalContext): (condition: CompiledCondition) => boolean {
@@ -596,9 +680,9 @@ export class Engine implements DetectionEngine {
   }
 
   /** A firing as an event for the chains that consume it: its last event's fields plus `alert.*`. */
-  #alertEvent(firing: Firing, ctx: RuleEvalContext): AgentEvent {
+  #alertEvent(firing: Firing): AgentEvent {
     const detection = firing.rule.detection;
-    const built = buildAlert(detection, firing.event, ctx, firing.fire, firing.identity, firing.fire.evidence, this.#clock.now(), this.#conditionTester(detection, firing.event, ctx));
+    const built = firing.built;
     const fields: AlertEventFields = {
       alert: { detectionId: detection.id, id: firing.identity.alertId, severity: built.alert.severity, dedupKey: firing.identity.dedupKey, evidence: built.alert.evidence },
     };
@@ -623,9 +707,14 @@ export class Engine implements DetectionEngine {
       const stateful = rule.detection.stateful;
       if (stateful?.type !== 'absence') continue;
       const id = rule.detection.id;
+      const addedDue = this.#absenceAddedDue.get(id) ?? Infinity;
+      this.#absenceAddedDue.delete(id);
       const nextDue = this.#absenceNextDue.get(id) ?? -Infinity; // unknown after a restart: look once
       const listedAt = this.#absenceListedAt.get(id) ?? -Infinity;
-      if (nextDue > watermark && now - listedAt < ABSENCE_LIST_INTERVAL_MS) continue;
+      if (nextDue > watermark && now - listedAt < ABSENCE_LIST_INTERVAL_MS) {
+        this.#absenceNextDue.set(id, Math.min(nextDue, addedDue));
+        continue;
+      }
       this.#absenceListedAt.set(id, now);
       const rows = await this.#state.list<{ key: string; h: string; due: number }>(pendingPartition(id));
       let remaining = Infinity;
@@ -635,7 +724,7 @@ export class Engine implements DetectionEngine {
         if (row.value.due <= watermark) due.push(row);
         else remaining = Math.min(remaining, row.value.due);
       }
-      this.#absenceNextDue.set(id, remaining);
+      this.#absenceNextDue.set(id, Math.min(remaining, addedDue));
       if (due.length === 0) continue;
       for (const row of due) cache.request(keyStateKey(id, row.value.key));
       await cache.loadRequested();
@@ -657,7 +746,7 @@ export class Engine implements DetectionEngine {
   // -------------------------------------------------------------------------------------------
   // Alerts: dedup by id, "raised" markers committed first
 
-  async #raiseAlerts(firings: readonly Firing[], inventory: InventoryView, cache: SlotCache, raised: Map<string, { alert: Alert; plan?: ResponsePlan }>): Promise<void> {
+  async #raiseAlerts(firings: readonly Firing[], cache: SlotCache, raised: Map<string, { alert: Alert; plan?: ResponsePlan }>): Promise<void> {
     const candidates = new Map<string, Firing>();
     for (const firing of firings) {
       if (candidates.has(firing.identity.alertId) || raised.has(firing.identity.alertId)) {
@@ -666,7 +755,6 @@ export class Engine implements DetectionEngine {
       }
       candidates.set(firing.identity.alertId, firing);
     }
-    const ctx: RuleEvalContext = { inventory };
     for (let attempt = 0; candidates.size > 0; attempt++) {
       for (const firing of candidates.values()) cache.request(markerStateKey(firing.rule.detection.id, firing.identity.dedupKey, firing.identity.alertId));
       await cache.loadRequested();
@@ -682,7 +770,7 @@ export class Engine implements DetectionEngine {
           continue;
         }
         const now = this.#clock.now();
-        built.set(alertId, buildAlert(detection, firing.event, { ...ctx, memory: undefined }, firing.fire, firing.identity, firing.fire.evidence, now, this.#conditionTester(detection, firing.event, ctx)));
+        built.set(alertId, firing.built);
         slot.value = { alertId, dedupKey: firing.identity.dedupKey, raisedAt: new Date(now).toISOString() };
         slot.dirty = true;
         slot.expiresAt = now + Math.max(this.#markerTtlMs, detection.output.suppressMs + this.#latenessMs);
@@ -701,7 +789,7 @@ export class Engine implements DetectionEngine {
       }
       if (candidates.size > 0 && attempt + 1 >= this.#maxRetries) {
         this.#logger.log('error', 'could not record alert markers after repeated conflicts; these alerts will be retried on redelivery', { alerts: [...candidates.keys()] });
-        throw new (await import('../errors')).StateConflictError(conflictedKeys);
+        throw new StateConflictError(conflictedKeys);
       }
     }
   }
@@ -726,6 +814,11 @@ function snapshotOf(event: AgentEvent): Record<string, unknown> {
   const { raw: _raw, ...rest } = event;
   return JSON.parse(JSON.stringify({ ...rest, raw: {} })) as Record<string, unknown>;
 }
+
+const MAX_MEMORY_WAITERS = 16;
+
+/** Memory access that answers "held" for everything: tells whether an event failed only for want of a memory. */
+const ALWAYS_REMEMBERED: MemoryAccess = { holds: () => 'pending' };
 
 /** Response plans of alerts raised by any engine in this process (the alert object is the key). */
 const RESPONSE_PLANS = new WeakMap<Alert, ResponsePlan>();

@@ -16,9 +16,9 @@ import { effectiveLists } from './lists';
 import type { CompiledDetection, EngineConfig, RuleDocument } from './types';
 import { parseLocated, pointerOf, problemsFromAjv, type LocatedDocument } from './yamlFile';
 
-const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
+const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true });
 const validateRule = ajv.compile(detectionSchema);
-const validateFixtureFile = ajv.compile({ ...(detectionSchema.definitions.fixtureFile as object) });
+const validateFixtureFile = ajv.compile({ $ref: `${detectionSchema.$id}#/definitions/fixtureFile` });
 
 export interface RuleFile {
   file: string;
@@ -221,9 +221,11 @@ export interface LoadDetectionsOptions {
  */
 export function loadDetections(paths: readonly string[], options: LoadDetectionsOptions = {}): CompiledDetection[] {
   const set = readRuleSet(paths);
-  const compiled = compileRuleSet(set, { config: options.config, logger: options.logger });
+  // A config mistake is the config's, not the rules': check it first and never compile with it.
+  const badConfig = options.config ? configProblems(options.config, new Map(set.rules.map((rule) => [rule.document.id, rule.document]))) : [];
+  const compiled = compileRuleSet(set, { config: badConfig.length ? undefined : options.config, logger: options.logger });
   const problems = [...set.problems, ...compiled.problems];
   if (problems.length) throw new DetectionLoadError(problems);
-  if (compiled.configProblems.length) throw new ConfigError(compiled.configProblems);
+  if (badConfig.length) throw new ConfigError(badConfig);
   return compiled.detections;
 }

@@ -188,8 +188,10 @@ export function buildAlert(
     let value: unknown;
     if ('literal' in detail) value = detail.literal;
     else if ('getter' in detail) {
-      const values = valuesOf(detail.getter(event, ctx)).map((v) => (typeof v === 'object' ? keyText(v) : v)).filter((v) => v !== undefined);
-      value = values.length === 0 ? undefined : values.length === 1 ? values[0] : [...new Set(values)];
+      const raw = detail.getter(event, ctx);
+      const values = valuesOf(raw).map((v) => (typeof v === 'object' ? keyText(v) : v)).filter((v) => v !== undefined);
+      // An array field stays a list even with one element, so consumers see one shape per detail.
+      value = values.length === 0 ? undefined : Array.isArray(raw) ? [...new Set(values)] : values[0];
     } else if ('aggregate' in detail) value = aggregateValue(detail.aggregate, fire, windowText);
     else value = renderTemplate(detail.template, event, ctx, fire, windowText);
     if (value !== undefined) details[detail.name] = value;

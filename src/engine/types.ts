@@ -21,6 +21,7 @@ export type ValueConstraint = ReadonlySet<string> | undefined;
 export interface Prefilter {
   kinds: ValueConstraint;
   categories: ValueConstraint;
+  flows: ValueConstraint;
   operations: ValueConstraint;
 }
 
@@ -46,7 +47,7 @@ export interface CompiledSelection {
   /** Key fields of that look-up (the engine loads the memory records before evaluating). */
   memoryKeys?: FieldGetter[];
   /** Dispatch constraints implied by the selection (any of its maps). */
-  constraints: { kind: ValueConstraint; category: ValueConstraint; operation: ValueConstraint };
+  constraints: { kind: ValueConstraint; category: ValueConstraint; flow: ValueConstraint; operation: ValueConstraint };
 }
 
 export interface CompiledMemory {

@@ -6,6 +6,8 @@
 import type { ErrorObject } from 'ajv';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import type { LocatedProblem } from '../errors';
+import configSchema from '../../schemas/config.schema.json';
+import detectionSchema from '../../schemas/detection.schema.json';
 
 export type JsonPath = (string | number)[];
 
@@ -23,7 +25,7 @@ export function pointerOf(path: JsonPath): string {
 
 export function parseLocated(file: string, text: string): LocatedDocument {
   const lineCounter = new LineCounter();
-  const document: Document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const document: Document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: true });
   const problems: LocatedProblem[] = document.errors.map((error) => ({
     file,
     path: '/',
@@ -72,6 +74,9 @@ const PATTERN_MEANING: [RegExp, string][] = [
   [/durationOrParam|\/duration\//, 'a duration like "10m", "24h", "7d" or a $parameter'],
   [/countOrParam/, 'a whole number ≥ 1 or a $parameter'],
   [/numberOrParam/, 'a number ≥ 0 or a $parameter'],
+  [/matchValue/, 'text, a number, true/false, a list of them, a $parameter or { field: path }'],
+  [/definitions\/selection\//, 'a map of field|modifier: value, a list of such maps, or { remembered, key }'],
+  [/fieldPathList/, 'a field path or a list of field paths'],
   [/fieldPath|groupBy|dedupKey/, 'a field path like blueprintAppId or audit.targets.id@kind'],
   [/detectionId/, 'lower-case words joined by dashes, e.g. agent-scope-burst'],
   [/selectionMap/, 'a field|modifier key, e.g. audit.operation|in'],
@@ -82,43 +87,53 @@ function meaningOf(schemaPath: string): string | undefined {
   return PATTERN_MEANING.find(([pattern]) => pattern.test(schemaPath))?.[1];
 }
 
+// ajv reports paths inside a $ref'd definition from that definition's root (`#/oneOf`); name the
+// definition from the schema object itself so the message can say what the place expects.
+const DEFINITION_NAMES = new Map<object, string>();
+for (const root of [detectionSchema, configSchema] as { definitions?: Record<string, object> }[]) {
+  for (const [name, definition] of Object.entries(root.definitions ?? {})) DEFINITION_NAMES.set(definition, `#/definitions/${name}/`);
+}
+
+function schemaPathOf(error: ErrorObject): string {
+  const definition = error.parentSchema ? DEFINITION_NAMES.get(error.parentSchema as object) : undefined;
+  return definition ? `${definition}${error.schemaPath.replace(/^#\//, '')}` : error.schemaPath;
+}
+
+/** Errors that only say "this branch has another shape": noise once a oneOf/anyOf is explained. */
+const SHAPE_KEYWORDS = new Set(['type', 'required', 'pattern', 'additionalProperties', 'not', 'oneOf', 'anyOf', 'const']);
+
+function describeData(data: unknown): string {
+  return Array.isArray(data) ? 'a list' : data === null ? 'nothing (null)' : typeof data === 'object' ? 'a map' : JSON.stringify(data);
+}
+
 /**
- * Turns ajv's errors into one problem per real mistake: for a failed oneOf/anyOf only the branch
- * that got furthest is kept (the others just say "not this form"), and if/then bookkeeping is dropped.
+ * Turns ajv's errors into one problem per real mistake. A failed oneOf/anyOf reports every
+ * branch's complaint; keep the deeper errors when there are any (they name the actual mistake),
+ * else the errors about content (an enum, a property name), else one "expected …" for the place.
  */
 export function problemsFromAjv(errors: readonly ErrorObject[], document: LocatedDocument): LocatedProblem[] {
   const discarded = new Set<ErrorObject>();
-  const alternatives = errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf').sort((a, b) => a.schemaPath.length - b.schemaPath.length);
+  const summaries: ErrorObject[] = [];
+  const alternatives = errors.filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf').sort((a, b) => b.instancePath.length - a.instancePath.length);
   for (const alternative of alternatives) {
     if (discarded.has(alternative)) continue;
-    const prefix = alternative.schemaPath + '/';
-    const byBranch = new Map<string, ErrorObject[]>();
-    for (const error of errors) {
-      if (error === alternative || !error.schemaPath.startsWith(prefix)) continue;
-      const branch = error.schemaPath.slice(prefix.length).split('/')[0];
-      byBranch.set(branch, [...(byBranch.get(branch) ?? []), error]);
-    }
-    const score = (branch: ErrorObject[]) => {
-      const depth = Math.max(...branch.map((e) => e.instancePath.length));
-      const shapeMismatch = branch.every((e) => (e.keyword === 'type' || e.keyword === 'required' || e.keyword === 'not') && e.instancePath === alternative.instancePath);
-      return shapeMismatch ? -1 : depth;
-    };
-    const branches = [...byBranch.values()];
-    if (branches.length === 0) continue;
-    const best = branches.reduce((a, b) => (score(b) > score(a) || (score(b) === score(a) && b.length < a.length) ? b : a));
-    if (score(best) < 0) {
-      // No branch matched the shape at all: one message listing the accepted forms.
-      for (const branch of branches) for (const error of branch) discarded.add(error);
+    const at = alternative.instancePath;
+    const same = errors.filter((e) => e !== alternative && e.instancePath === at && !discarded.has(e));
+    const deeper = errors.some((e) => e.instancePath.startsWith(at + '/') && (!discarded.has(e) || summaries.includes(e)));
+    discarded.add(alternative);
+    const content = same.filter((e) => !SHAPE_KEYWORDS.has(e.keyword));
+    if (deeper || content.length) {
+      for (const error of same) if (SHAPE_KEYWORDS.has(error.keyword)) discarded.add(error);
       continue;
     }
-    discarded.add(alternative);
-    for (const branch of branches) if (branch !== best) for (const error of branch) discarded.add(error);
+    for (const error of same) discarded.add(error);
+    summaries.push(alternative);
   }
 
   const problems: LocatedProblem[] = [];
   const seen = new Set<string>();
-  for (const error of errors) {
-    if (discarded.has(error) || error.keyword === 'if') continue;
+  for (const error of [...errors.filter((e) => !discarded.has(e)), ...summaries]) {
+    if (error.keyword === 'if') continue;
     let path = pathOfPointer(error.instancePath);
     let message: string;
     const params = error.params as Record<string, unknown>;
@@ -139,23 +154,23 @@ export function problemsFromAjv(errors: readonly ErrorObject[], document: Locate
         message = `expected ${JSON.stringify(params.allowedValue)}, got ${JSON.stringify(error.data)}`;
         break;
       case 'type':
-        message = `expected ${String(params.type).replace(/,/g, ' or ')}, got ${Array.isArray(error.data) ? 'a list' : error.data === null ? 'nothing (null)' : typeof error.data}`;
+        message = `expected ${String(params.type).replace(/,/g, ' or ')}, got ${describeData(error.data)}`;
         break;
       case 'pattern':
-        message = `expected ${meaningOf(error.schemaPath) ?? `text matching ${String(params.pattern)}`}, got ${JSON.stringify(error.data)}`;
+        message = `expected ${meaningOf(schemaPathOf(error)) ?? `text matching ${String(params.pattern)}`}, got ${JSON.stringify(error.data)}`;
         break;
       case 'propertyNames':
         path = [...path, String(params.propertyName)];
-        message = `invalid name ${JSON.stringify(params.propertyName)}: expected ${meaningOf(error.schemaPath) ?? 'a name of letters, digits and _'}`;
+        message = `invalid name ${JSON.stringify(params.propertyName)}: expected ${meaningOf(schemaPathOf(error)) ?? 'a name of letters, digits and _'}`;
         break;
       case 'oneOf':
       case 'anyOf':
-        message = `expected ${describeForms(error)}, got ${Array.isArray(error.data) ? 'a list' : JSON.stringify(error.data)}`;
+        message = `expected ${meaningOf(schemaPathOf(error)) ?? describeForms(error)}, got ${describeData(error.data)}`;
         break;
       case 'not':
-        message = error.schemaPath.includes('allOf/0/then')
+        message = schemaPathOf(error).includes('allOf/0/then')
           ? 'sequence and absence rules take their conditions from steps: remove the top-level condition'
-          : error.schemaPath.includes('selectionMap')
+          : schemaPathOf(error).includes('selectionMap')
             ? 'a selection map cannot use the keys remembered/key; a memory look-up is its own selection {remembered, key}'
             : 'this form is not allowed here';
         break;

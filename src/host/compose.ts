@@ -7,6 +7,7 @@
  */
 import type { TokenCredential } from '@azure/identity';
 import { OutboxAlertSink, type AlertUploader, type OutboxRetryPolicy } from '../alerts/outbox';
+import { eventHubUploaderFromSettings } from '../alerts/eventHubSink';
 import { sentinelUploaderFromSettings } from '../alerts/sentinelSink';
 import type { Alert } from '../alerts/types';
 import { buildApp, type App } from '../app';
@@ -58,8 +59,10 @@ export async function createHost(options: HostOptions): Promise<AgentwatchHost> 
   const state = await createTableStateStore(settings, factoryOptions);
   const deadLetters = await createTableDeadLetterSink(settings, factoryOptions);
 
+  // One outbox per destination: an outage of one never holds back the others.
   const sentinel = sentinelUploaderFromSettings(settings, { credential, logger });
-  const uploaders = [...(sentinel ? [sentinel] : []), ...(options.extraUploaders ?? [])];
+  const alertHub = eventHubUploaderFromSettings(settings, { credential, logger });
+  const uploaders = [...(sentinel ? [sentinel] : []), ...(alertHub ? [alertHub] : []), ...(options.extraUploaders ?? [])];
   const outboxes = uploaders.map(
     (uploader) =>
       new OutboxAlertSink({
@@ -72,7 +75,7 @@ export async function createHost(options: HostOptions): Promise<AgentwatchHost> 
         ...(options.outboxLeaseMs !== undefined ? { leaseMs: options.outboxLeaseMs } : {}),
       }),
   );
-  if (!outboxes.length) logger.log('warn', 'no alert destination configured (AGENTWATCH_SENTINEL_ENDPOINT / AGENTWATCH_SENTINEL_DCR_ID): alerts are only logged');
+  if (!outboxes.length) logger.log('warn', 'no alert destination configured (AGENTWATCH_SENTINEL_* or AGENTWATCH_ALERTS_EVENTHUB_NAMESPACE): alerts are only logged');
   const alertSink: AlertSink[] = outboxes.length ? outboxes : [new LoggedAlertSink(logger)];
 
   const graph = new GraphHttp({ credential, logger, ...(settings.AGENTWATCH_GRAPH_BASE_URL ? { baseUrl: settings.AGENTWATCH_GRAPH_BASE_URL } : {}) });

@@ -17,6 +17,7 @@
 import { hostname } from 'node:os';
 import { EventHubConsumerClient, earliestEventPosition, type ReceivedEventData, type PartitionContext, type Subscription } from '@azure/event-hubs';
 import type { TokenCredential } from '@azure/identity';
+import type { AlertUploader } from '../alerts/outbox';
 import type { BatchSummary } from '../pipeline';
 import type { Logger } from '../ports';
 import { sweepExpiredState } from '../state/sweep';
@@ -33,6 +34,8 @@ export interface LocalConsumerOptions {
   logger: Logger;
   /** Also deliver every alert (through its own outbox) to this NDJSON file. Optional. */
   alertsFile?: string;
+  /** More alert destinations, each behind its own outbox (embedding, tests). Optional. */
+  uploaders?: AlertUploader[];
   /** Events per batch. Optional; defaults to 100 (as host.json). */
   maxBatchSize?: number;
   /** Longest wait to fill a batch. Optional; defaults to 5 s. */
@@ -41,7 +44,7 @@ export interface LocalConsumerOptions {
   identifier?: string;
   /** How long a crashed consumer's partitions stay claimed before another takes them. Optional; defaults to 60 s. */
   ownershipExpiryMs?: number;
-  /** How often ownership is renewed and rebalanced. Optional; defaults to 10 s. */
+  /** How often ownership is renewed and rebalanced (greedy: free and expired partitions are claimed at once). Optional; defaults to 10 s. */
   balanceIntervalMs?: number;
   /** Outbox redrive interval. Optional; defaults to 60 s. */
   redriveIntervalMs?: number;
@@ -73,7 +76,7 @@ export async function runLocalConsumer(options: LocalConsumerOptions): Promise<L
     env: options.env,
     logger,
     ...(options.credential ? { credential: options.credential } : {}),
-    ...(fileUploader ? { extraUploaders: [fileUploader] } : {}),
+    extraUploaders: [...(fileUploader ? [fileUploader] : []), ...(options.uploaders ?? [])],
     ...(options.outboxLeaseMs !== undefined ? { outboxLeaseMs: options.outboxLeaseMs } : {}),
   });
   const settings = host.settings;
@@ -86,6 +89,7 @@ export async function runLocalConsumer(options: LocalConsumerOptions): Promise<L
   const processPartitionBatch = async (events: ReceivedEventData[], partition: PartitionContext): Promise<void> => {
     // A batch that arrives while stopping is left unread: without a checkpoint it comes again next run.
     if (!events.length || signal.aborted) return;
+    logger.log('debug', 'batch received', { partitionId: partition.partitionId, firstSequenceNumber: events[0]!.sequenceNumber, lastSequenceNumber: events[events.length - 1]!.sequenceNumber });
     const invocation = { triggerMetadata: triggerMetadataOf(events, partition) };
     const bodies = events.map((event) => event.body);
     for (let attempt = 0; ; attempt++) {
@@ -160,7 +164,8 @@ function createConsumer(host: AgentwatchHost, checkpointStore: TableCheckpointSt
   const clientOptions = {
     identifier: options.identifier ?? `agentwatch-${hostname()}-${process.pid}`,
     loadBalancingOptions: {
-      strategy: 'balanced' as const,
+      // Greedy: a lone consumer takes every partition in its first pass instead of one per interval.
+      strategy: 'greedy' as const,
       updateIntervalInMs: options.balanceIntervalMs ?? 10_000,
       partitionOwnershipExpirationIntervalInMs: options.ownershipExpiryMs ?? 60_000,
     },

@@ -9,7 +9,13 @@ import type { StreamPosition } from '../errors';
 
 export interface RawRecord {
   record: unknown;
-  position: StreamPosition;
+  /** Index within the message's records; the full position is built only when a record is rejected. */
+  recordIndex: number;
+}
+
+/** The message position extended with a record index. */
+export function recordPosition(message: StreamPosition, recordIndex: number): StreamPosition {
+  return { ...message, recordIndex };
 }
 
 export interface UndecodableBody {
@@ -29,7 +35,7 @@ function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-/** Decodes one message body; never throws. Record positions extend `position` with `recordIndex`. */
+/** Decodes one message body; never throws. Records carry their index within the message. */
 export function decodeMessage(body: unknown, position: StreamPosition, out: DecodedMessage = { records: [], undecodable: [] }): DecodedMessage {
   let value = body;
   if (value instanceof Uint8Array) {
@@ -102,16 +108,16 @@ function route(value: unknown, position: StreamPosition, out: DecodedMessage, co
         out.undecodable.push({ reason: 'body "records" is not an array', position, payload: preview(value) });
         return;
       }
-      for (const record of records) out.records.push({ record, position: { ...position, recordIndex: counter.next++ } });
+      for (const record of records) out.records.push({ record, recordIndex: counter.next++ });
       return;
     }
     // A bare record; one without `category` is still passed on so it is rejected with its position.
-    out.records.push({ record: value, position: { ...position, recordIndex: counter.next++ } });
+    out.records.push({ record: value, recordIndex: counter.next++ });
     return;
   }
   if (depth > 0) {
     // An element of an array body that is not an object: a bad record, not a bad body.
-    out.records.push({ record: value, position: { ...position, recordIndex: counter.next++ } });
+    out.records.push({ record: value, recordIndex: counter.next++ });
     return;
   }
   out.undecodable.push({ reason: `body is a ${value === null ? 'null' : typeof value}, not a JSON object or array`, position, payload: value });

@@ -5,13 +5,13 @@
  * the reason and its position (partition, sequence number, message index, record index), and the
  * rest of the batch goes on. Records of categories agentwatch does not use are counted as skipped.
  */
-import { isAgentwatchError, RecordError, type StreamPosition } from '../errors';
+import { RecordError, type StreamPosition } from '../errors';
 import { normalizeRecord } from '../normalize';
 import { familyOf } from '../normalize/categories';
 import { parseEntraTime } from '../normalize/time';
 import type { AgentEvent } from '../normalize/types';
 import type { DeadLetter } from '../ports';
-import { decodeMessage, type DecodedMessage } from './decode';
+import { decodeMessage, recordPosition, type DecodedMessage } from './decode';
 import { validateRecord } from './validate';
 
 export { decodeMessage, type DecodedMessage, type RawRecord } from './decode';
@@ -96,17 +96,18 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
   for (let i = 0; i < messages.length; i++) {
     decoded.records.length = 0;
     decoded.undecodable.length = 0;
-    decodeMessage(messages[i], messagePosition(meta, i), decoded);
+    const position = messagePosition(meta, i);
+    decodeMessage(messages[i], position, decoded);
     for (const bad of decoded.undecodable) reject('RECORD_UNDECODABLE', bad.reason, bad.position, bad.payload);
     const enqueued = meta.enqueuedTimes?.[i];
     const fallbackTimeMs = enqueued === undefined || enqueued === null ? undefined : parseEntraTime(enqueued);
-    for (const { record, position } of decoded.records) {
+    for (const { record, recordIndex } of decoded.records) {
       stats.recordsRead++;
       const category = typeof record === 'object' && record !== null && !Array.isArray(record) ? (record as { category?: unknown }).category : undefined;
       if (typeof category !== 'string' || category.length === 0) {
         bump(stats.byCategory, '(none)');
         const reason = typeof record !== 'object' || record === null || Array.isArray(record) ? 'record is not a JSON object' : 'record has no category';
-        reject('RECORD_INVALID', reason, position, record);
+        reject('RECORD_INVALID', reason, recordPosition(position, recordIndex), record);
         continue;
       }
       bump(stats.byCategory, category);
@@ -117,18 +118,17 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
       }
       const invalid = validateRecord(family, record);
       if (invalid) {
-        reject('RECORD_INVALID', `${category} record ${invalid}`, position, record, category);
+        reject('RECORD_INVALID', `${category} record ${invalid}`, recordPosition(position, recordIndex), record, category);
         continue;
       }
       try {
-        const options: Parameters<typeof normalizeRecord>[1] = { position, family };
-        if (fallbackTimeMs !== undefined) options.fallbackTimeMs = fallbackTimeMs;
-        const event = normalizeRecord(record, options);
+        const event = normalizeRecord(record, fallbackTimeMs === undefined ? { family } : { family, fallbackTimeMs });
         if (event) events.push(event);
       } catch (error) {
         // A normalizer bug on odd data must not sink the batch: dead-letter the record, keep going.
-        if (error instanceof RecordError) reject(error.code, error.message, position, record, category);
-        else reject('RECORD_INVALID', `${category} record could not be normalized: ${isAgentwatchError(error) ? error.message : (error as Error)?.message ?? String(error)}`, position, record, category);
+        const at = recordPosition(position, recordIndex);
+        if (error instanceof RecordError) reject(error.code, error.message, at, record, category);
+        else reject('RECORD_INVALID', `${category} record could not be normalized: ${(error as Error)?.message ?? String(error)}`, at, record, category);
       }
     }
   }

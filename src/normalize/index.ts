@@ -13,7 +13,7 @@ import type { NormalizeInput } from './input';
 import { normalizeRiskEvent, normalizeRiskyPrincipal } from './risk';
 import { normalizeSignIn } from './signIn';
 import type { AgentEvent } from './types';
-import { asObject } from './values';
+import { asObject, type Json } from './values';
 
 export * from './types';
 export { CATEGORY_FAMILIES, USED_CATEGORIES, familyOf, type RecordFamily } from './categories';
@@ -22,6 +22,23 @@ export { foldOperation, decodeJsonish } from './values';
 export { normalizeGraphPath } from './graphActivity';
 export { parseKeyDescription } from './audit';
 export { mitreTechniques } from './risk';
+
+const NO_POSITION: StreamPosition = Object.freeze({}) as StreamPosition;
+
+/** One object per record, no closures: the hash id is computed only when a record has no id. */
+class RecordInput implements NormalizeInput {
+  constructor(
+    readonly record: Json,
+    readonly properties: Json,
+    readonly category: string,
+    readonly position: StreamPosition,
+    readonly fallbackTimeMs: number | undefined,
+  ) {}
+
+  hashId(): string {
+    return contentHashId(this.record);
+  }
+}
 
 const NORMALIZERS: Readonly<Record<RecordFamily, (input: NormalizeInput) => AgentEvent>> = {
   signIn: normalizeSignIn,
@@ -46,7 +63,7 @@ export interface NormalizeOptions {
  * throws `RecordError` (RECORD_INVALID) when the record cannot become an event.
  */
 export function normalizeRecord(record: unknown, options: NormalizeOptions = {}): AgentEvent | undefined {
-  const position = options.position ?? {};
+  const position = options.position ?? NO_POSITION;
   const envelope = asObject(record);
   if (!envelope) throw new RecordError('RECORD_INVALID', 'record is not a JSON object', position);
   const category = typeof envelope.category === 'string' ? envelope.category : undefined;
@@ -55,13 +72,5 @@ export function normalizeRecord(record: unknown, options: NormalizeOptions = {})
   if (!family) return undefined;
   const properties = asObject(envelope.properties);
   if (!properties) throw new RecordError('RECORD_INVALID', 'record properties is not an object', position);
-  const input: NormalizeInput = {
-    record: envelope,
-    properties,
-    category,
-    position,
-    hashId: () => contentHashId(envelope),
-  };
-  if (options.fallbackTimeMs !== undefined) input.fallbackTimeMs = options.fallbackTimeMs;
-  return NORMALIZERS[family](input);
+  return NORMALIZERS[family](new RecordInput(envelope, properties, category, position, options.fallbackTimeMs));
 }

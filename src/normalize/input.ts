@@ -8,7 +8,7 @@ export interface NormalizeInput {
   category: string;
   position: StreamPosition;
   /** Used as event time only when the record carries no usable time at all (e.g. the enqueued time). */
-  fallbackTimeMs?: number;
+  fallbackTimeMs?: number | undefined;
   /** A stable content-hash id, computed only when the record has no id of its own. */
   hashId(): string;
 }

@@ -26,13 +26,58 @@ function offsetMs(zone: string | undefined): number {
   return sign * (hours * 60 + minutes) * 60_000;
 }
 
+const ZONE = /^[+-]\d{2}(:?\d{2})?$/;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) return 29;
+  return DAYS_IN_MONTH[month - 1]!;
+}
+
 function build(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number, zone: string | undefined): number | undefined {
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
-  const utc = Date.UTC(year, month - 1, day, hour, minute, second, ms);
   // Date.UTC silently rolls 31 February into March: refuse dates that do not exist.
-  const check = new Date(Date.UTC(year, month - 1, day));
-  if (check.getUTCDate() !== day) return undefined;
-  return utc - offsetMs(zone);
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 60) return undefined;
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMs(zone);
+}
+
+/** Two ASCII digits at `i`, or -1. */
+function digits2(t: string, i: number): number {
+  const a = t.charCodeAt(i) - 48;
+  const b = t.charCodeAt(i + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/**
+ * Fast path for the common shape `YYYY-MM-DDTHH:MM:SS[.fraction][Z|±hh:mm]`: fixed positions read
+ * as char codes, no regex, no allocation. Anything else goes to the regex parser.
+ */
+function parseIsoFast(t: string): number | undefined | null {
+  if (t.length < 19 || t.charCodeAt(7) !== 45 || t.charCodeAt(10) !== 84 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return null;
+  const year = digits2(t, 0) * 100 + digits2(t, 2);
+  const month = digits2(t, 5);
+  const day = digits2(t, 8);
+  const hour = digits2(t, 11);
+  const minute = digits2(t, 14);
+  const second = digits2(t, 17);
+  if (year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0) return null;
+  let i = 19;
+  let ms = 0;
+  if (t.charCodeAt(i) === 46 /* . */) {
+    i++;
+    let scale = 100;
+    while (i < t.length) {
+      const d = t.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) break;
+      ms += d * scale;
+      scale /= 10;
+      i++;
+    }
+    ms = Math.floor(ms);
+  }
+  if (i === t.length) return build(year, month, day, hour, minute, second, ms, undefined);
+  if (i === t.length - 1 && (t.charCodeAt(i) === 90 || t.charCodeAt(i) === 122)) return build(year, month, day, hour, minute, second, ms, undefined);
+  const zone = t.slice(i);
+  return ZONE.test(zone) ? build(year, month, day, hour, minute, second, ms, zone) : null;
 }
 
 /**
@@ -54,6 +99,8 @@ function parseTimeText(raw: string): number | undefined {
   if (text.length < 8) return undefined;
   const first = text.charCodeAt(4);
   if (first === 45 /* - */) {
+    const fast = parseIsoFast(text);
+    if (fast !== null) return fast;
     const m = ISO_LIKE.exec(text);
     if (!m) return undefined;
     return build(+m[1]!, +m[2]!, +m[3]!, m[4] ? +m[4] : 0, m[5] ? +m[5] : 0, m[6] ? +m[6] : 0, fractionMs(m[7]), m[8]);
@@ -70,7 +117,34 @@ function parseTimeText(raw: string): number | undefined {
   return build(+m[3]!, +m[1]!, +m[2]!, hour, m[5] ? +m[5] : 0, m[6] ? +m[6] : 0, fractionMs(m[7]), m[9]);
 }
 
-/** Epoch ms → ISO UTC string with milliseconds. */
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : `${n}`;
+}
+
+/**
+ * Epoch ms → ISO UTC string with milliseconds (`2026-10-05T10:15:58.441Z`), without a `Date`:
+ * the civil-from-days conversion is a few integer operations, and it runs twice per record.
+ */
 export function isoTime(ms: number): string {
-  return new Date(ms).toISOString();
+  if (!Number.isFinite(ms) || ms < 0 || ms >= 253402300800000) return new Date(ms).toISOString();
+  const days = Math.floor(ms / 86_400_000);
+  let rest = ms - days * 86_400_000;
+  const hour = Math.floor(rest / 3_600_000);
+  rest -= hour * 3_600_000;
+  const minute = Math.floor(rest / 60_000);
+  rest -= minute * 60_000;
+  const second = Math.floor(rest / 1000);
+  const milli = rest - second * 1000;
+  // Howard Hinnant's civil_from_days.
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const msText = milli < 10 ? `00${milli}` : milli < 100 ? `0${milli}` : `${milli}`;
+  return `${year}-${pad2(month)}-${pad2(day)}T${pad2(hour)}:${pad2(minute)}:${pad2(second)}.${msText}Z`;
 }

@@ -27,10 +27,22 @@ export function text(value: unknown): string | undefined {
   return undefined;
 }
 
+/** Enum values repeat on every record: lower-case each distinct spelling once. */
+const LOWERED = new Map<string, string>();
+const LOWERED_LIMIT = 4096;
+
 /** Lower-cased `text`, for enums (risk level, agent type, result …). */
 export function lower(value: unknown): string | undefined {
   const t = text(value);
-  return t === undefined ? undefined : t.toLowerCase();
+  if (t === undefined) return undefined;
+  if (t.length > 48) return t.toLowerCase();
+  let lowered = LOWERED.get(t);
+  if (lowered === undefined) {
+    lowered = t.toLowerCase();
+    if (LOWERED.size >= LOWERED_LIMIT) LOWERED.clear();
+    LOWERED.set(t, lowered);
+  }
+  return lowered;
 }
 
 /** A number from a number or a numeric string ("4", "0", "497815"). */
@@ -63,7 +75,9 @@ const GUID_SHAPED = /^[0-9a-z]{6,12}-[0-9a-z]{3,6}-[0-9a-z]{3,6}-[0-9a-z]{3,6}-[
 export function id(value: unknown): string | undefined {
   const t = text(value);
   if (t === undefined) return undefined;
-  return GUID_SHAPED.test(t) ? t.toLowerCase() : t;
+  // Fast path for the canonical 8-4-4-4-12 shape; toLowerCase returns the same string when nothing changes.
+  if (t.length === 36 && t.charCodeAt(8) === 45 && t.charCodeAt(13) === 45 && t.charCodeAt(18) === 45 && t.charCodeAt(23) === 45) return t.toLowerCase();
+  return t.length > 40 || t.indexOf('-') === -1 || !GUID_SHAPED.test(t) ? t : t.toLowerCase();
 }
 
 export function isGuidShaped(value: string): boolean {

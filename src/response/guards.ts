@@ -37,13 +37,16 @@ export function invalidIdReason(what: string, value: string | undefined): string
   return isGuid(value) ? undefined : `${what} ${JSON.stringify(String(value).slice(0, 80))} is not a GUID; refusing to build a Graph URL from it`;
 }
 
-/** Which object each action acts on, and the OData type the verify GET must return. */
-export const ACTION_TARGETS: Record<ResponseActionName, { kind: 'servicePrincipal' | 'application' | 'user'; odataType: string; entityType: AlertEntityType; describe: string }> = {
-  confirmCompromised: { kind: 'servicePrincipal', odataType: '#microsoft.graph.agentIdentity', entityType: 'agentIdentity', describe: 'confirm agent identity compromised in ID Protection' },
-  disableAgentIdentity: { kind: 'servicePrincipal', odataType: '#microsoft.graph.agentIdentity', entityType: 'agentIdentity', describe: 'disable agent identity' },
-  disableBlueprintPrincipal: { kind: 'servicePrincipal', odataType: '#microsoft.graph.agentIdentityBlueprintPrincipal', entityType: 'blueprintPrincipal', describe: 'disable blueprint principal (stops every agent of the blueprint)' },
-  removeBlueprintCredential: { kind: 'application', odataType: '#microsoft.graph.agentIdentityBlueprint', entityType: 'blueprint', describe: 'remove credential from blueprint' },
-  revokeAgentUserSessions: { kind: 'user', odataType: '#microsoft.graph.agentUser', entityType: 'agentUser', describe: 'revoke agent user sessions' },
+/** Which object each action acts on, the OData type the verify GET must return, and how to say what it does. */
+export const ACTION_TARGETS: Record<
+  ResponseActionName,
+  { kind: 'servicePrincipal' | 'application' | 'user'; odataType: string; entityType: AlertEntityType; describe(target: string, keyId?: string): string }
+> = {
+  confirmCompromised: { kind: 'servicePrincipal', odataType: '#microsoft.graph.agentIdentity', entityType: 'agentIdentity', describe: (t) => `confirm agent identity ${t} compromised in ID Protection` },
+  disableAgentIdentity: { kind: 'servicePrincipal', odataType: '#microsoft.graph.agentIdentity', entityType: 'agentIdentity', describe: (t) => `disable agent identity ${t}` },
+  disableBlueprintPrincipal: { kind: 'servicePrincipal', odataType: '#microsoft.graph.agentIdentityBlueprintPrincipal', entityType: 'blueprintPrincipal', describe: (t) => `disable blueprint principal ${t}, stopping every agent of the blueprint` },
+  removeBlueprintCredential: { kind: 'application', odataType: '#microsoft.graph.agentIdentityBlueprint', entityType: 'blueprint', describe: (t, keyId) => `remove credential ${keyId ?? '?'} from blueprint ${t}` },
+  revokeAgentUserSessions: { kind: 'user', odataType: '#microsoft.graph.agentUser', entityType: 'agentUser', describe: (t) => `revoke the sessions of agent user ${t}` },
 };
 
 /** Refuses unless the verified object is the agent type the action expects (a blueprint is not an agent, a human is not an agent user). */

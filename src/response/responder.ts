@@ -10,6 +10,7 @@
  */
 import type { Alert, AlertAction, ResponseActionName, ResponseMode } from '../alerts/types';
 import { isAgentwatchError } from '../errors';
+import { getResponsePlan } from '../engine/engine';
 import { silentLogger, systemClock, type DirectoryObjectInfo, type InventoryView, type Responder } from '../ports';
 import { ActionStore, DEFAULT_APPROVAL_TTL_MS, DEFAULT_LOG_TTL_MS } from './actionLog';
 import {
@@ -81,9 +82,13 @@ export function createResponder(deps: ResponderDeps, options: ResponderOptions =
   };
 }
 
-/** The engine puts the rule's response block on the alert as `responsePlan`; failing that, the config's plans by detection id. */
+/**
+ * Where a plan comes from when `respond` is not handed one: the plan the engine attached to the
+ * alert it raised (resolved values, `if:` conditions applied), an alert carrying its own
+ * `responsePlan`, or the config's plans by detection id (field names, read from the alert).
+ */
 export function defaultPlanSource(plans: Record<string, ResponsePlan> | undefined): PlanSource {
-  return (alert) => (alert as Alert & { responsePlan?: ResponsePlan }).responsePlan ?? plans?.[alert.detectionId];
+  return (alert) => getResponsePlan(alert) ?? (alert as Alert & { responsePlan?: ResponsePlan }).responsePlan ?? plans?.[alert.detectionId];
 }
 
 async function decide(context: ResponseContext, alert: Alert, planned: PlannedAction, ruleMode: ResponseMode | undefined): Promise<AlertAction> {
@@ -145,18 +150,18 @@ async function decide(context: ResponseContext, alert: Alert, planned: PlannedAc
   }
 
   if (mode === 'dryRun' && !deps.graph) {
-    return finish(context, record, 'planned', `dry run: would ${target.describe} ${targetId} (not verified: no Graph client in this host)`, { etag, previousOutcome });
+    return finish(context, record, 'planned', `dry run: would ${target.describe(targetId!, keyId)} (not verified: no Graph client in this host)`, { etag, previousOutcome });
   }
   if (mode === 'approval' && !deps.graph) {
-    return finish(context, record, 'pendingApproval', `waiting for approval to ${target.describe} ${targetId}; verified when approved`, { etag, previousOutcome });
+    return finish(context, record, 'pendingApproval', `waiting for approval to ${target.describe(targetId!, keyId)}; verified when approved`, { etag, previousOutcome });
   }
 
   const verified = await verifyTarget(context, record);
   if (!verified.ok) return finish(context, record, verified.outcome, verified.reason, { etag, previousOutcome }, verified.errorCode);
-  const name = verified.info.displayName ? ` '${verified.info.displayName}'` : '';
+  const what = target.describe(named(verified.info), keyId);
 
-  if (mode === 'dryRun') return finish(context, record, 'planned', `dry run: would ${target.describe} ${verified.info.id}${name} (verified ${verified.info.odataType})`, { etag, previousOutcome });
-  if (mode === 'approval') return finish(context, record, 'pendingApproval', `waiting for approval to ${target.describe} ${verified.info.id}${name}`, { etag, previousOutcome });
+  if (mode === 'dryRun') return finish(context, record, 'planned', `dry run: would ${what} (verified ${verified.info.odataType})`, { etag, previousOutcome });
+  if (mode === 'approval') return finish(context, record, 'pendingApproval', `waiting for approval to ${what}`, { etag, previousOutcome });
 
   const capBlueprint = record.blueprintAppId ?? verified.info.agentIdentityBlueprintId ?? (target.entityType === 'blueprint' || target.entityType === 'blueprintPrincipal' ? verified.info.appId : undefined);
   const overCap = await context.store.reserveCap(nowMs, context.caps, capBlueprint);
@@ -188,7 +193,7 @@ export type Verification =
 export async function verifyTarget(context: ResponseContext, record: ActionRecord): Promise<Verification> {
   const { graph, inventory } = context.deps;
   const target = ACTION_TARGETS[record.action];
-  if (!graph) return { ok: false, outcome: 'failed', reason: `cannot ${target.describe}: no Graph client is configured in this host` };
+  if (!graph) return { ok: false, outcome: 'failed', reason: `cannot ${target.describe(record.targetId, record.keyId)}: no Graph client is configured in this host` };
   let info: DirectoryObjectInfo | undefined;
   try {
     info = await graph.getObject(target.kind, record.targetId, { by: record.targetLookup });
@@ -217,7 +222,7 @@ export async function verifyTarget(context: ResponseContext, record: ActionRecor
 export async function executeVerified(context: ResponseContext, record: ActionRecord, verified: Extract<Verification, { ok: true }>): Promise<{ outcome: 'succeeded' | 'alreadyGone' | 'failed'; reason: string; errorCode?: string }> {
   const graph = context.deps.graph!;
   const objectId = verified.info.id;
-  const what = `${ACTION_TARGETS[record.action].describe} ${objectId}${verified.info.displayName ? ` '${verified.info.displayName}'` : ''}`;
+  const what = ACTION_TARGETS[record.action].describe(named(verified.info), record.keyId);
   try {
     await runAction(graph, record.action, objectId, record.keyId, verified.credentialKind);
     return { outcome: 'succeeded', reason: `done: ${what}` };
@@ -373,6 +378,11 @@ function firstPartyFacts(inventory: InventoryView | undefined, ids: (string | un
     ownerTenantIds.push(...chain.ownerTenantIds);
   }
   return { appIds, ownerTenantIds };
+}
+
+/** An object id with its display name, for reasons an analyst reads. */
+function named(info: DirectoryObjectInfo): string {
+  return info.displayName ? `${info.id} '${info.displayName}'` : info.id;
 }
 
 function messageOf(error: unknown): string {

@@ -16,7 +16,7 @@
  * replace with the stale entity's etag, so it stays a compare-and-swap.
  */
 import { odata, TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
-import type { TokenCredential } from '@azure/core-auth';
+import type { TokenCredential } from '@azure/identity';
 import type { Settings } from '../config';
 import { AgentwatchError, ConfigError, StateConflictError } from '../errors';
 import { silentLogger, systemClock, type Clock, type Logger, type StateKey, type StateRecord, type StateStore, type StateWrite } from '../ports';
@@ -355,6 +355,27 @@ export async function forEachLimited<T>(items: T[], limit: number, task: (item: 
   if (failed) throw firstError;
 }
 
+/**
+ * Caps requests in flight. A batch can ask for thousands of keys at once; an unbounded fan-out
+ * exhausts a Function instance's outbound connections (SNAT ports) long before it speeds anything up.
+ */
+export class RequestGate {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(request: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await request();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
 /** The service prefixes a failed transaction's message with the index of the failing operation ("3:The specified …"). */
 function failingOperationIndex(error: unknown): number | undefined {
   const match = /^(\d+):/.exec((error as ServiceErrorShape | undefined)?.message ?? '');
@@ -371,7 +392,7 @@ function isPreconditionFailure(error: unknown): boolean {
 function isSizeRefusal(error: unknown): boolean {
   const status = statusOf(error);
   const code = serviceErrorCode(error) ?? '';
-  return status === 413 || (status === 400 && /TooLarge|TooLong|RequestBodyTooLarge|KeyValueTooLarge/i.test(code));
+  return status === 413 || (status === 400 && /TooLarge|TooLong/i.test(code));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,6 +423,8 @@ export interface TableStateStoreOptions {
   retry?: RetryPolicy;
   /** Partitions committed in parallel. Optional; defaults to 16. */
   partitionConcurrency?: number;
+  /** Table requests in flight at once (reads, queries, transactions). Optional; defaults to 48. */
+  maxConcurrentRequests?: number;
 }
 
 type TableAction = 'create' | 'update' | 'upsert';
@@ -427,6 +450,7 @@ export class TableStateStore implements StateStore {
   private readonly logger: Logger;
   private readonly retry: RetryPolicy;
   private readonly partitionConcurrency: number;
+  private readonly gate: RequestGate;
   private readonly counters: TableStateStats = { entityWrites: 0, transactions: 0, reads: 0, queryPages: 0, conflicts: 0, reusedExpiredRows: 0, retries: 0 };
 
   /** The table must exist; `createTableStateStore` creates it. */
@@ -436,6 +460,7 @@ export class TableStateStore implements StateStore {
     this.logger = options.logger ?? silentLogger;
     this.retry = options.retry ?? {};
     this.partitionConcurrency = options.partitionConcurrency ?? 16;
+    this.gate = new RequestGate(options.maxConcurrentRequests ?? 48);
   }
 
   get stats(): TableStateStats {
@@ -460,9 +485,10 @@ export class TableStateStore implements StateStore {
     return this.withRetry(`list ${partition}/${rowPrefix}*`, async () => {
       const now = this.clock.now();
       const records: StateRecord<T>[] = [];
-      for await (const page of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage()) {
+      const pages = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage();
+      for (let page = await this.gate.run(() => pages.next()); !page.done; page = await this.gate.run(() => pages.next())) {
         this.counters.queryPages++;
-        for (const entity of page) {
+        for (const entity of page.value) {
           // The range is exact for ordinary keys; the check keeps the contract for exotic last characters.
           if (!String(entity.rowKey).startsWith(escapedPrefix)) continue;
           const record = this.decode<T>(entity, now);
@@ -558,7 +584,7 @@ export class TableStateStore implements StateStore {
           () => {
             this.counters.transactions++;
             this.counters.entityWrites += transaction.length;
-            return this.table.submitTransaction(transaction.map(toTransactionAction));
+            return this.gate.run(() => this.table.submitTransaction(transaction.map(toTransactionAction)));
           },
           (error) => isPreconditionFailure(error) || isSizeRefusal(error),
         );
@@ -610,7 +636,7 @@ export class TableStateStore implements StateStore {
     return this.withRetry(`read ${partitionKey}/${rowKey}`, async () => {
       this.counters.reads++;
       try {
-        return await this.table.getEntity<Record<string, unknown>>(partitionKey, rowKey);
+        return await this.gate.run(() => this.table.getEntity<Record<string, unknown>>(partitionKey, rowKey));
       } catch (error) {
         if (statusOf(error) === 404 && serviceErrorCode(error) !== 'TableNotFound') return undefined;
         throw error;

@@ -62,12 +62,11 @@ describe.skipIf(!REQUIRED_RULES.every((file) => existsSync(file)))('replay of th
     const used = alerts.filter((alert) => alert.detectionId === 'blueprint-credential-added-then-used');
     expect(used).toHaveLength(1);
     expect(used[0]!.actions).toMatchObject([{ action: 'removeBlueprintCredential', mode: 'dryRun', outcome: 'planned', targetId: BLUEPRINT_APP, targetType: 'blueprint' }]);
-    expect(used[0]!.actions[0]!.reason).toContain('remove credential from blueprint');
+    expect(used[0]!.actions[0]!.reason).toBe(`dry run: would remove credential ${NEW_SECRET} from blueprint ${BLUEPRINT_APP} (not verified: no Graph client in this host)`);
 
     // No alert anywhere claims an action was taken.
     const outcomes = new Set(alerts.flatMap((alert) => alert.actions.map((action) => action.outcome)));
     expect([...outcomes].every((outcome) => outcome === 'planned' || outcome === 'skipped')).toBe(true);
-    expect(used[0]!.details ? JSON.stringify(used[0]!.details) : '').toContain(NEW_SECRET);
   });
 
   it('replaying the scenario twice in one run plans each action once', async () => {

@@ -13,29 +13,23 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/alerts/types';
 import { command as replay } from '../../src/cli/commands/replay';
-import { FAKE_IDENTITY_HEADER, FakeLogsIngestion, INGESTION_REPLIES, startFakeLogsIngestion } from '../support/fakeLogsIngestion';
+import { FAKE_IDENTITY_HEADER, FakeLogsIngestion, INGESTION_REPLIES, startFakeLogsIngestion, useFakeManagedIdentity } from '../support/fakeLogsIngestion';
 
 const repoRoot = join(__dirname, '..', '..');
 const DEMO = [join(repoRoot, 'samples'), join(repoRoot, 'test', 'fixtures', 'scenarios')].find((folder) => existsSync(folder) && readdirSync(folder).some((file) => /\.(json|ndjson|jsonl|gz)$/.test(file)))!;
 const DCR = 'dcr-e2e00000000000000000000000000001';
 
 let fake: FakeLogsIngestion;
-const savedEnv: Record<string, string | undefined> = {};
+let restoreEnv: () => void = () => undefined;
 
 beforeAll(async () => {
   fake = await startFakeLogsIngestion();
   // DefaultAzureCredential reads the managed identity endpoint from the process environment.
-  for (const name of ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_FEDERATED_TOKEN_FILE', 'MSI_ENDPOINT', 'MSI_SECRET']) savedEnv[name] = process.env[name];
-  for (const name of Object.keys(savedEnv)) delete process.env[name];
-  process.env.IDENTITY_ENDPOINT = fake.identityEndpoint;
-  process.env.IDENTITY_HEADER = FAKE_IDENTITY_HEADER;
+  restoreEnv = useFakeManagedIdentity(fake);
 });
 
 afterAll(async () => {
-  for (const [name, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
+  restoreEnv();
   await fake?.close();
 });
 

@@ -1,9 +1,9 @@
 /** `agentwatch grant-permissions` against the local HTTPS Graph: exactly the missing app roles are POSTed, idempotently. */
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { command, grantPermissions, parseArgs } from '../../src/cli/commands/grantPermissions';
 import { permissionsToGrant } from '../../src/response/permissions';
-import { GRAPH_ERRORS, startFakeGraph, type FakeGraph } from '../support/fakeGraph';
+import { GRAPH_ERRORS, fakeCredential, useFakeGraph, type FakeGraph } from '../support/fakeGraph';
 
 const MI = '99999999-1111-2222-3333-444444444444';
 const GRAPH_SP = '77777777-1111-2222-3333-444444444444';
@@ -23,16 +23,10 @@ function capture() {
 
 describe('agentwatch grant-permissions', () => {
   let graph: FakeGraph;
-  const credential = { getToken: async () => ({ token: TOKEN, expiresOnTimestamp: Date.now() + 3_600_000 }) };
-
-  beforeAll(async () => {
-    graph = await startFakeGraph();
-  });
-  afterAll(async () => {
-    await graph?.close();
-  });
+  const credential = fakeCredential(TOKEN);
+  const fake = useFakeGraph();
   beforeEach(() => {
-    graph.reset();
+    graph = fake.graph;
     graph.addObject('servicePrincipals', { id: MI, '@odata.type': '#microsoft.graph.servicePrincipal', appId: '88888888-1111-2222-3333-444444444444', displayName: 'func-agentwatch' });
     graph.addObject('servicePrincipals', {
       id: GRAPH_SP,

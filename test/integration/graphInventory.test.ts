@@ -3,11 +3,15 @@
  * stand-in — hunting rows becoming AgentsInfo / AIAgentsInfo records, paged directory lists
  * becoming inventory entities, throttling, an unlicensed tenant, a foreign nextLink.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { pullAgentInventory, type AgentsInfoRecord } from '../../src/inventory/graphSource';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { MemoryAlertSink } from '../../src/alerts/consoleSinks';
+import { buildApp } from '../../src/app';
+import { pullAgentInventory, pullAgentInventoryInto, type AgentsInfoRecord } from '../../src/inventory/graphSource';
 import type { InventoryEntity, LogLevel } from '../../src/ports';
 import { GraphHttp } from '../../src/response/graphClient';
-import { GRAPH_ERRORS, startFakeGraph, type FakeGraph } from '../support/fakeGraph';
+import { GRAPH_ERRORS, fakeCredential, useFakeGraph, type FakeGraph } from '../support/fakeGraph';
 
 const TOKEN = 'graph-fake-token';
 const BLUEPRINT_APP = 'dddddddd-1111-2222-3333-444444444444';
@@ -41,15 +45,10 @@ describe('Graph inventory pull through the real Graph client', () => {
   let upserted: InventoryEntity[][];
   let logs: { level: LogLevel; message: string; fields?: Record<string, unknown> }[];
 
-  beforeAll(async () => {
-    graph = await startFakeGraph();
-  });
-  afterAll(async () => {
-    await graph?.close();
-  });
+  const fake = useFakeGraph();
   beforeEach(() => {
-    graph.reset();
-    http = new GraphHttp({ credential: { getToken: async () => ({ token: TOKEN, expiresOnTimestamp: Date.now() + 3_600_000 }) }, baseUrl: graph.baseUrl, retry: { budgetMs: 5_000 } });
+    graph = fake.graph;
+    http = new GraphHttp({ credential: fakeCredential(TOKEN), baseUrl: graph.baseUrl, retry: { budgetMs: 5_000 } });
     fed = [];
     upserted = [];
     logs = [];
@@ -145,5 +144,40 @@ describe('Graph inventory pull through the real Graph client', () => {
     const summary = await pull();
     expect(summary.skipped).toEqual([{ source: 'agentIdentities', code: 'GRAPH_REQUEST_FAILED', reason: expect.stringMatching(/refusing to call https:\/\/attacker\.example/) }]);
     expect(upserted.flat().filter((e) => e.kind === 'agentIdentity')).toEqual([]);
+  });
+});
+
+/**
+ * Graph → pipeline → engine: the pulled rows go through the same processBatch the Function runs,
+ * with the real engine and the shipped rules, and the directory entities land in its inventory.
+ */
+const MAKER_RULE = join(__dirname, '..', '..', 'detections', 'maker-credential-agent.yaml');
+
+describe.skipIf(!existsSync(MAKER_RULE))('Graph inventory pull into the pipeline (needs detections/maker-credential-agent.yaml)', () => {
+  const fake = useFakeGraph();
+
+  it('hunting rows become AgentsInfo records that fire maker-credential-agent; directory objects fill the inventory', async () => {
+    const graph = fake.graph;
+    const invokerRow = { ...makerRow, AgentId: 'a7a7a7a7-1111-2222-3333-444444444444', AgentName: 'FAQ bot', ToolsAuthenticationType: ['Invoker'], DeclaredTools: [{ name: 'Search', connectionProperties: { mode: 'Invoker' } }] };
+    const deletedMakerRow = { ...makerRow, AgentId: 'a6a6a6a6-1111-2222-3333-444444444444', AgentName: 'Old helper', LifecycleStatus: 'Deleted' };
+    graph
+      .on('POST', HUNTING_PATH, { status: 200, body: { results: [makerRow, invokerRow, deletedMakerRow] } })
+      .pages(AGENTS_PATH, [[agent(1)], [agent(2)]])
+      .pages(BLUEPRINTS_PATH, [[{ id: 'd0d0d0d0-1111-2222-3333-444444444444', appId: BLUEPRINT_APP, displayName: 'invoice blueprint' }]])
+      .pages(PRINCIPALS_PATH, [[]])
+      .pages(USERS_PATH, [[]]);
+    const alerts = new MemoryAlertSink();
+    const app = await buildApp({ alertSink: alerts, clock: { now: () => Date.parse('2026-10-05T09:00:00Z') } });
+    const http = new GraphHttp({ credential: fakeCredential(TOKEN), baseUrl: graph.baseUrl });
+
+    const summary = await pullAgentInventoryInto(app, http);
+
+    expect(summary).toMatchObject({ huntingTable: 'AgentsInfo', agentsInfoRows: 3, entities: { blueprints: 1, agentIdentities: 2 } });
+    expect(app.totals.recordsRead).toBe(3);
+    expect(app.totals.rejected).toBe(0);
+    expect(alerts.alerts.map((alert) => [alert.detectionId, alert.dedupKey])).toEqual([['maker-credential-agent', `maker-credential-agent:${makerRow.AgentId}`]]);
+    expect(alerts.alerts[0]!.entities).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'user', id: 'maker@contoso.com' })]));
+    expect(app.inventory.lookup(agent(2).id)).toMatchObject({ kind: 'agentIdentity', parentId: BLUEPRINT_APP, live: true });
+    expect(app.inventory.lookup(BLUEPRINT_APP)).toMatchObject({ kind: 'blueprint', id: 'd0d0d0d0-1111-2222-3333-444444444444' });
   });
 });

@@ -3,12 +3,12 @@
  * real Graph client (TokenCredentialAuthenticationProvider, TLS) against the local HTTPS Graph
  * stand-in, and every test asserts the exact requests the server saw.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/alerts/types';
 import { MemoryStateStore } from '../../src/state/memoryStore';
 import { createGraphActions, createResponder, handleApprovalRequest, type ResponseConfig, type ResponsePlan } from '../../src/response';
 import type { GraphActionsAdapter } from '../../src/response/graphActions';
-import { GRAPH_ERRORS, startFakeGraph, type FakeGraph } from '../support/fakeGraph';
+import { GRAPH_ERRORS, fakeCredential, useFakeGraph, type FakeGraph } from '../support/fakeGraph';
 
 const TENANT = '11111111-2222-3333-4444-555555555555';
 const BLUEPRINT_APP = 'dddddddd-1111-2222-3333-444444444444';
@@ -57,17 +57,12 @@ describe('response actions through the real Graph client against a local HTTPS G
   let state: MemoryStateStore;
   const clock = { now: () => NOW };
 
-  beforeAll(async () => {
-    graph = await startFakeGraph();
-  });
-  afterAll(async () => {
-    await graph?.close();
-  });
+  const fake = useFakeGraph();
   beforeEach(() => {
-    graph.reset();
+    graph = fake.graph;
     state = new MemoryStateStore({ clock });
     actions = createGraphActions({
-      credential: { getToken: async () => ({ token: TOKEN, expiresOnTimestamp: Date.now() + 3_600_000 }) },
+      credential: fakeCredential(TOKEN),
       baseUrl: graph.baseUrl,
       retry: { budgetMs: 5_000 },
     });

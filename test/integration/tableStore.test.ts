@@ -3,7 +3,9 @@
  * batching into ≤100-operation transactions, per-partition atomicity, TTL, large values, key
  * escaping, restart-resume and transient failures.
  */
-import { RestError, type PipelinePolicy, type TableClient } from '@azure/data-tables';
+import { RestError, type TableClient } from '@azure/data-tables';
+
+type PipelinePolicy = Parameters<TableClient['pipeline']['addPolicy']>[0];
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isStateConflictError, StateConflictError } from '../../src/errors';
 import type { StateKey, StateWrite } from '../../src/ports';
@@ -274,6 +276,28 @@ describe('TableStateStore: restart and failures', () => {
     await restarted.commit([put(k, { count: 5 }, { ifMatch: record!.etag })]);
     await expect(store.commit([put(k, { count: 99 }, { ifMatch: record!.etag })])).rejects.toMatchObject({ code: 'STATE_CONFLICT' });
     expect((await store.get<{ count: number }>(k))?.value.count).toBe(5);
+  });
+
+  it('keeps at most maxConcurrentRequests requests in flight however many keys are asked for', async () => {
+    const { table } = await freshStore();
+    let inFlight = 0;
+    let peak = 0;
+    table.pipeline.addPolicy({
+      name: 'measureInFlight',
+      sendRequest: async (request, next) => {
+        peak = Math.max(peak, ++inFlight);
+        try {
+          return await next(request);
+        } finally {
+          inFlight--;
+        }
+      },
+    });
+    const store = new TableStateStore(table, { maxConcurrentRequests: 4 });
+    await store.commit(Array.from({ length: 30 }, (_, i) => put(key(`p${i}`, 'r'), i)));
+    const records = await Promise.all(Array.from({ length: 60 }, (_, i) => store.get<number>(key(`p${i % 30}`, 'r'))));
+    expect(records.map((r) => r?.value)).toEqual(Array.from({ length: 60 }, (_, i) => i % 30));
+    expect(peak).toBe(4);
   });
 
   it('retries transient failures (503) with back-off and then succeeds', async () => {

@@ -216,6 +216,27 @@ export async function startFakeLogsIngestion(): Promise<FakeLogsIngestion> {
   return new FakeLogsIngestion().start();
 }
 
+/** Environment variables through which `DefaultAzureCredential` could find a real credential. */
+const CREDENTIAL_ENV = ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_FEDERATED_TOKEN_FILE'];
+
+/**
+ * Makes `DefaultAzureCredential` in this test process take its managed identity token from the
+ * fake (as an App Service / Functions identity endpoint would serve it), and from nothing real.
+ * Returns the function that puts the environment back.
+ */
+export function useFakeManagedIdentity(fake: FakeLogsIngestion): () => void {
+  const saved = new Map(CREDENTIAL_ENV.map((name) => [name, process.env[name]]));
+  for (const name of CREDENTIAL_ENV) delete process.env[name];
+  process.env.IDENTITY_ENDPOINT = fake.identityEndpoint;
+  process.env.IDENTITY_HEADER = FAKE_IDENTITY_HEADER;
+  return () => {
+    for (const [name, value] of saved) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+}
+
 /** A `TokenCredential` with a fixed token, counting the scopes it was asked for. */
 export function fixedTokenCredential(token = 'agentwatch-test-token'): { getToken(scopes: string | string[]): Promise<{ token: string; expiresOnTimestamp: number }>; scopes: string[] } {
   const scopes: string[] = [];

@@ -4,64 +4,36 @@
  * leases between concurrent runs, dead letters, and nothing lost when a step fails.
  */
 import { describe, expect, it } from 'vitest';
-import { AgentwatchError, AggregateSinkError, StateConflictError, type SinkFailure } from '../../src/errors';
-import type { DeadLetter, DeadLetterSink, StateKey, StateRecord, StateStore, StateWrite } from '../../src/ports';
+import { AgentwatchError, AggregateSinkError, type SinkFailure } from '../../src/errors';
+import type { Clock, DeadLetter, DeadLetterSink, StateKey, StateRecord, StateStore, StateWrite } from '../../src/ports';
+import { MemoryStateStore } from '../../src/state/memoryStore';
 import { OutboxAlertSink, redriveOutbox, type AlertUploader, type OutboxDeps, type UploadReceipt } from '../../src/alerts/outbox';
 import type { Alert } from '../../src/alerts/types';
 
 // ---------------------------------------------------------------------------------------------
 // Test doubles
 
-/** The StateStore port in memory: create-only / etag / `*` conditions, TTL, atomic commits. */
-class PortMemoryStore implements StateStore {
-  readonly rows = new Map<string, { key: StateKey; value: unknown; etag: string; expiresAt?: number }>();
-  commits = 0;
+/** The shared in-memory StateStore, with one-shot failures injected into chosen commits. */
+class FailingStore implements StateStore {
   /** Makes the next commits whose writes satisfy `match` throw this error (one-shot each). */
   readonly failures: { match: (writes: StateWrite[]) => boolean; error: Error }[] = [];
-  private version = 0;
-  constructor(private readonly now: () => number) {}
-
-  private id(key: StateKey): string {
-    return `${key.partition}\u0000${key.row}`;
+  private readonly inner: MemoryStateStore;
+  constructor(clock: Clock) {
+    this.inner = new MemoryStateStore({ clock });
   }
 
-  private live(key: StateKey) {
-    const row = this.rows.get(this.id(key));
-    return row && (row.expiresAt === undefined || row.expiresAt > this.now()) ? row : undefined;
+  get<T>(key: StateKey): Promise<StateRecord<T> | undefined> {
+    return this.inner.get<T>(key);
   }
 
-  async get<T>(key: StateKey): Promise<StateRecord<T> | undefined> {
-    const row = this.live(key);
-    return row && ({ key: row.key, value: structuredClone(row.value) as T, etag: row.etag, ...(row.expiresAt !== undefined ? { expiresAt: row.expiresAt } : {}) });
-  }
-
-  async list<T>(partition: string, rowPrefix = ''): Promise<StateRecord<T>[]> {
-    return [...this.rows.values()]
-      .filter((row) => row.key.partition === partition && row.key.row.startsWith(rowPrefix) && this.live(row.key))
-      .map((row) => ({ key: row.key, value: structuredClone(row.value) as T, etag: row.etag }));
+  list<T>(partition: string, rowPrefix?: string): Promise<StateRecord<T>[]> {
+    return this.inner.list<T>(partition, rowPrefix);
   }
 
   async commit(writes: StateWrite[]): Promise<Map<string, string>> {
-    this.commits += 1;
     const failure = this.failures.findIndex((candidate) => candidate.match(writes));
     if (failure >= 0) throw this.failures.splice(failure, 1)[0]!.error;
-    const conflicts = writes.filter((write) => {
-      const current = this.live(write.key);
-      if (write.ifMatch === '*') return false;
-      if (write.ifMatch === undefined) return write.op === 'put' && current !== undefined;
-      return current?.etag !== write.ifMatch;
-    });
-    if (conflicts.length) throw new StateConflictError(writes.map((write) => write.key));
-    const etags = new Map<string, string>();
-    for (const write of writes) {
-      if (write.op === 'delete') this.rows.delete(this.id(write.key));
-      else {
-        const etag = `v${++this.version}`;
-        this.rows.set(this.id(write.key), { key: write.key, value: structuredClone(write.value), etag, ...(write.expiresAt !== undefined ? { expiresAt: write.expiresAt } : {}) });
-        etags.set(this.id(write.key), etag);
-      }
-    }
-    return etags;
+    return this.inner.commit(writes);
   }
 }
 
@@ -139,7 +111,7 @@ function alert(id: string): Alert {
 
 function setup(script?: Outcome[], overrides: Partial<OutboxDeps> = {}) {
   const time = simulatedTime();
-  const store = new PortMemoryStore(time.clock.now);
+  const store = new FailingStore(time.clock);
   const uploader = new ScriptedUploader(script);
   const deadLetters = new RecordingDeadLetters();
   const deps: OutboxDeps = { store, uploader, deadLetters, clock: time.clock, sleep: time.sleep, random: () => 0.5, ...overrides };

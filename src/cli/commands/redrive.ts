@@ -67,6 +67,8 @@ export interface RedriveDeps {
   /** Optional; defaults to DefaultAzureCredential (the state table with an endpoint, the Logs Ingestion upload). */
   credential?: TokenCredential;
   clock?: Clock;
+  /** Waits between upload attempts. Optional; defaults to a real timer. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export async function redrive(options: RedriveArgs, io: CliIO, deps: RedriveDeps = {}): Promise<ExitCode> {
@@ -86,7 +88,7 @@ export async function redrive(options: RedriveArgs, io: CliIO, deps: RedriveDeps
     const adapterOptions = { logger, ...(deps.credential ? { credential: deps.credential } : {}), ...(deps.clock ? { clock: deps.clock } : {}) };
     const store = await createTableStateStore(settings, adapterOptions);
     const deadLetters = await createTableDeadLetterSink(settings, adapterOptions);
-    outbox = new OutboxAlertSink({ store, uploader, deadLetters, logger, ...(deps.clock ? { clock: deps.clock } : {}) });
+    outbox = new OutboxAlertSink({ store, uploader, deadLetters, logger, ...(deps.clock ? { clock: deps.clock } : {}), ...(deps.sleep ? { sleep: deps.sleep } : {}) });
   } catch (error) {
     io.stderr.write(`agentwatch redrive: cannot start:\n${describeStartupError(error)}\n`);
     return 2;

@@ -1,6 +1,7 @@
 /**
  * `firstSeen`: a value never seen for the key before (remembered for `ttl`), once the key has
- * `learningPeriod` of history. Naturally idempotent: a redelivered event finds its value known.
+ * `learningPeriod` of history. The first value a key ever shows is learned silently. Naturally
+ * idempotent: a redelivered event finds its value known.
  */
 import { LIMITS, noteTime, pruneValues, rememberId, type KeyState, type KindOutcome } from './keyState';
 
@@ -13,6 +14,8 @@ export function applyFirstSeen(
 ): KindOutcome {
   if (values.length === 0) return { changed: false };
   const memory = (state.vals ??= {});
+  // The key's very first value only sets the baseline: there is nothing it could differ from.
+  const firstValues = Object.keys(memory).length === 0;
   const fresh: string[] = [];
   let changed = false;
   for (const value of values) {
@@ -37,6 +40,6 @@ export function applyFirstSeen(
   noteTime(state, input.timeMs);
   rememberId(state, input.hash, input.id);
   const overflow = pruneValues(memory, state.max, rule.ttlMs, LIMITS.values);
-  if (fresh.length === 0 || input.timeMs - historyStart < rule.learningMs) return { changed: true, overflow };
+  if (fresh.length === 0 || firstValues || input.timeMs - historyStart < rule.learningMs) return { changed: true, overflow };
   return { changed: true, overflow, fire: { evidence: [input.id], firstMs: input.timeMs, lastMs: input.timeMs, count: 1, distinct: fresh.length, distinctValues: fresh.sort() } };
 }

@@ -150,10 +150,14 @@ export function rememberId(state: KeyState, hash: string, id: string): void {
   if (recent.length > LIMITS.recentIds) recent.splice(0, recent.length - LIMITS.recentIds);
 }
 
-/** Record ids of the given hashes that are still in the recent ring, newest last, capped. */
-export function evidenceOf(state: KeyState, hashes: ReadonlySet<string>): string[] {
+/** Record ids of the given hashes (in the order given: event time) still in the recent ring, capped. */
+export function evidenceOf(state: KeyState, hashes: readonly string[]): string[] {
+  const ids = new Map(state.recent ?? []);
   const out: string[] = [];
-  for (const [hash, id] of state.recent ?? []) if (hashes.has(hash)) out.push(id);
+  for (const hash of hashes) {
+    const id = ids.get(hash);
+    if (id !== undefined) out.push(id);
+  }
   return out.slice(-LIMITS.evidence);
 }
 

@@ -40,19 +40,19 @@ function admitEntry(state: KeyState, input: WindowInput, values: string[] | unde
 }
 
 /** Marks the unconsumed entries in [from, to) consumed; returns their hashes and time span. */
-function consume(entries: Entry[], from: number, to: number): { hashes: Set<string>; firstMs: number; lastMs: number; count: number } {
-  const hashes = new Set<string>();
+function consume(entries: Entry[], from: number, to: number): { hashes: string[]; firstMs: number; lastMs: number; count: number } {
+  const hashes: string[] = [];
   let firstMs = Infinity;
   let lastMs = -Infinity;
   for (let i = from; i < to; i++) {
     const entry = entries[i];
     if (entry[2]) continue;
     entry[2] = 1;
-    hashes.add(entry[1]);
+    hashes.push(entry[1]);
     if (entry[0] < firstMs) firstMs = entry[0];
     if (entry[0] > lastMs) lastMs = entry[0];
   }
-  return { hashes, firstMs, lastMs, count: hashes.size };
+  return { hashes, firstMs, lastMs, count: hashes.length };
 }
 
 /**
@@ -172,28 +172,36 @@ export function applyBaseline(
   const oldestSlot = state.max - rule.historyMs - 2 * rule.windowMs - input.latenessMs;
   for (const start of Object.keys(slots)) if (Number(start) < oldestSlot) delete slots[start];
 
-  const endMs = input.timeMs;
-  if (endMs - Math.min(historyStartMs, state.first) < rule.learningMs) return { changed: true, overflow: admitted.overflow };
   const entries = state.ev!;
-  const from = upperBound(entries, endMs - rule.windowMs);
-  const to = upperBound(entries, endMs);
-  let count = 0;
-  for (let i = from; i < to; i++) if (!entries[i][2]) count++;
-  // Trailing mean over the window-sized UTC slots wholly inside [end − window − history, end − window).
-  const historyEnd = endMs - rule.windowMs;
-  const firstSlot = Math.ceil((historyEnd - rule.historyMs) / rule.windowMs) * rule.windowMs;
-  let slotCount = 0;
-  let sum = 0;
-  for (let start = firstSlot; start + rule.windowMs <= historyEnd; start += rule.windowMs) {
-    slotCount++;
-    sum += slots[start] ?? 0;
+  const historyStart = Math.min(historyStartMs, state.first);
+  // Every window (end − window, end] containing the event: ending at it, or at a later entry within a window.
+  const lastEnd = upperBound(entries, input.timeMs + rule.windowMs);
+  for (let endIndex = upperBound(entries, input.timeMs) - 1; endIndex < lastEnd; endIndex++) {
+    const endMs = entries[endIndex][0];
+    if (endIndex + 1 < lastEnd && entries[endIndex + 1][0] === endMs) continue; // one test per end time
+    if (endMs - historyStart < rule.learningMs) continue;
+    const from = upperBound(entries, endMs - rule.windowMs);
+    const to = endIndex + 1;
+    let count = 0;
+    for (let i = from; i < to; i++) if (!entries[i][2]) count++;
+    if (count <= rule.minCount) continue;
+    // Trailing mean over the window-sized UTC slots wholly inside [end − window − history, end − window).
+    const historyEnd = endMs - rule.windowMs;
+    const firstSlot = Math.ceil((historyEnd - rule.historyMs) / rule.windowMs) * rule.windowMs;
+    let slotCount = 0;
+    let sum = 0;
+    for (let start = firstSlot; start + rule.windowMs <= historyEnd; start += rule.windowMs) {
+      slotCount++;
+      sum += slots[start] ?? 0;
+    }
+    const mean = slotCount ? sum / slotCount : 0;
+    if (!(count > rule.factor * mean)) continue;
+    const consumed = consume(entries, from, to);
+    return {
+      changed: true,
+      overflow: admitted.overflow,
+      fire: { evidence: evidenceOf(state, consumed.hashes), firstMs: consumed.firstMs, lastMs: consumed.lastMs, count: consumed.count, mean: Math.round(mean * 100) / 100 },
+    };
   }
-  const mean = slotCount ? sum / slotCount : 0;
-  if (!(count > rule.minCount && count > rule.factor * mean)) return { changed: true, overflow: admitted.overflow };
-  const consumed = consume(entries, from, to);
-  return {
-    changed: true,
-    overflow: admitted.overflow,
-    fire: { evidence: evidenceOf(state, consumed.hashes), firstMs: consumed.firstMs, lastMs: consumed.lastMs, count: consumed.count, mean: Math.round(mean * 100) / 100 },
-  };
+  return { changed: true, overflow: admitted.overflow };
 }

@@ -1,0 +1,71 @@
+/**
+ * `agentwatch validate [PATH...] [--config FILE]`: loads rule files (default `detections/`) the way
+ * the engine does and prints every problem with file, line, JSON path and what was expected.
+ * Exit 0 when all load, 1 when any problem, 2 on usage errors.
+ */
+import { isAbsolute, join } from 'node:path';
+import { isAgentwatchError, type LocatedProblem } from '../../errors';
+import { compileRuleSet, loadEngineConfig, readRuleSet } from '../../engine';
+import type { EngineConfig } from '../../engine';
+import type { CliCommand, CliIO, ExitCode } from '../io';
+
+export function formatProblem(problem: LocatedProblem): string {
+  return `${problem.file}${problem.line !== undefined ? `:${problem.line}` : ''} at ${problem.path || '/'}: ${problem.message}`;
+}
+
+/** `[PATH...] [--config FILE]`, paths resolved against the working directory; undefined on a usage error. */
+export function parseRuleArgs(args: string[], io: CliIO, usage: string): { paths: string[]; config?: EngineConfig; only?: string[] } | undefined {
+  const paths: string[] = [];
+  let configFile: string | undefined;
+  let only: string[] | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--config' || arg === '--only') {
+      const value = args[++i];
+      if (!value) {
+        io.stderr.write(`${arg} needs a value\n${usage}\n`);
+        return undefined;
+      }
+      if (arg === '--config') configFile = value;
+      else only = value.split(',').map((id) => id.trim()).filter(Boolean);
+    } else if (arg.startsWith('-')) {
+      io.stderr.write(`unknown option ${arg}\n${usage}\n`);
+      return undefined;
+    } else paths.push(isAbsolute(arg) ? arg : join(io.cwd, arg));
+  }
+  if (paths.length === 0) paths.push(join(io.cwd, 'detections'));
+  const configPath = configFile ?? io.env.AGENTWATCH_CONFIG;
+  const config = configPath ? loadEngineConfig(isAbsolute(configPath) ? configPath : join(io.cwd, configPath)) : undefined;
+  return { paths, ...(config ? { config } : {}), ...(only ? { only } : {}) };
+}
+
+export const command: CliCommand = {
+  summary: 'check detection rule files (default detections/) and report every problem',
+  usage: 'agentwatch validate [PATH...] [--config FILE]',
+  async run(args: string[], io: CliIO): Promise<ExitCode> {
+    let parsed: ReturnType<typeof parseRuleArgs>;
+    try {
+      parsed = parseRuleArgs(args, io, this.usage);
+    } catch (error) {
+      if (isAgentwatchError(error) && 'problems' in error) {
+        for (const problem of (error as { problems: LocatedProblem[] }).problems) io.stderr.write(`${formatProblem(problem)}\n`);
+        return 1;
+      }
+      throw error;
+    }
+    if (!parsed) return 2;
+    const set = readRuleSet(parsed.paths);
+    if (set.problems.some((p) => p.message === 'no such file or directory') && set.rules.length === 0) {
+      for (const problem of set.problems) io.stderr.write(`${formatProblem(problem)}\n`);
+      return 2;
+    }
+    const compiled = compileRuleSet(set, { only: set.rules.map((rule) => rule.document.id), config: parsed.config });
+    const problems = [...set.problems, ...compiled.problems, ...compiled.configProblems];
+    for (const problem of problems) io.stderr.write(`${formatProblem(problem)}\n`);
+    const byStatus = new Map<string, number>();
+    for (const rule of set.rules) byStatus.set(String(rule.document.status), (byStatus.get(String(rule.document.status)) ?? 0) + 1);
+    const statuses = [...byStatus.entries()].map(([status, count]) => `${count} ${status}`).join(', ');
+    io.stdout.write(`${set.rules.length} rule file(s) read${statuses ? ` (${statuses})` : ''}, ${compiled.detections.length} compiled, ${problems.length} problem(s)\n`);
+    return problems.length ? 1 : 0;
+  },
+};

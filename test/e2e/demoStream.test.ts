@@ -1,0 +1,82 @@
+/**
+ * The demo stream `npm start` replays (samples/demo-day.ndjson.gz, synthetic, written by
+ * scripts/gen-demo.ts) raises exactly the alerts samples/README.md narrates: every detection the
+ * table names, as many times as it says, and nothing unexpected.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Alert } from '../../src/alerts/types';
+import { replayNdjson } from '../support/replayCli';
+
+const REPO = join(__dirname, '..', '..');
+const DEMO = join(REPO, 'samples', 'demo-day.ndjson.gz');
+
+/** Alerts per detection, as samples/README.md tells the story. */
+const EXPECTED_COUNTS: Record<string, number> = {
+  'maker-credential-agent': 1,
+  'blueprint-credential-added': 2,
+  'blueprint-credential-added-then-used': 1,
+  'blueprint-exchange-new-ip': 1,
+  'agent-unfamiliar-resource': 1,
+  'agent-takeover-chain': 1,
+  'agent-privileged-permission-grant': 1,
+  'risky-user-obo': 1,
+  'maker-credential-use': 2,
+  'blueprint-fic-changed': 1,
+  'classic-agent-owner-secret': 1,
+  'agent-id-admin-permission-grant': 1,
+  'agent-identity-credential-attempt': 1,
+  'agent-scope-burst': 1,
+  'agent-user-privileged': 1,
+  'agent-signin-spike': 1,
+  'agent-failed-access-burst': 1,
+  'orphaned-agent-identities': 1,
+  'agent-risk-detected': 1,
+};
+
+describe('the demo stream', () => {
+  let alerts: Alert[] = [];
+  let stderr = '';
+  let code = -1;
+
+  beforeAll(async () => {
+    const run = await replayNdjson([DEMO]);
+    ({ code, alerts, stderr } = run);
+  }, 120_000);
+
+  it('replays cleanly: every record read, none rejected', () => {
+    expect(code, stderr).toBe(0);
+    expect(stderr).toMatch(/rejected: 0\b/);
+    expect(Number(/records read: (\d+)/.exec(stderr)?.[1])).toBeGreaterThan(5_000);
+  });
+
+  it('raises exactly the detections the README table names, as many times as it says', () => {
+    const counts: Record<string, number> = {};
+    for (const alert of alerts) counts[alert.detectionId] = (counts[alert.detectionId] ?? 0) + 1;
+    expect(counts).toEqual(EXPECTED_COUNTS);
+  });
+
+  it('the README table and this test name the same detections', () => {
+    const readme = readFileSync(join(REPO, 'samples', 'README.md'), 'utf8');
+    const lastColumn = readme
+      .split('\n')
+      .filter((line) => /^\| \d\d:\d\d/.test(line))
+      .map((line) => line.split('|').at(-2) ?? '');
+    const named = new Set(lastColumn.flatMap((cell) => [...cell.matchAll(/`([a-z0-9-]+)`/g)].map((m) => m[1]!)));
+    expect([...named].sort()).toEqual(Object.keys(EXPECTED_COUNTS).sort());
+  });
+
+  it('exercises agent-takeover-chain on the Finance blueprint and invoice-agent, with dryRun containment', () => {
+    const chain = alerts.filter((alert) => alert.detectionId === 'agent-takeover-chain');
+    expect(chain).toHaveLength(1);
+    expect(chain[0]!.severity).toBe('critical');
+    expect(chain[0]!.entities).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ type: 'blueprint', id: 'b1a00000-0000-4000-8000-000000000001' }),
+        expect.objectContaining({ type: 'agentIdentity', id: 'a1d00000-0000-4000-8000-000000000011' }),
+      ]),
+    );
+    expect(chain[0]!.actions.map((action) => `${action.action}:${action.mode}`)).toEqual(['confirmCompromised:dryRun', 'disableAgentIdentity:dryRun']);
+  });
+});
