@@ -993,7 +993,7 @@ export function demoDay(bases: Map<string, RawRecord>): Emitted[] {
   benignTraffic(b, tenant, { from: HISTORY_DAY, to: DEMO_DAY + DAY, agents: Object.values(A), stopAt: { [A.reportBuilder!.id]: at(17, 0) } });
 
   // History day: the Research blueprint gets a co-owner; Power Virtual Agents creates the
-  // classic IT Helpdesk Bot; the legacy blueprint's owner starts decommissioning.
+  // classic HR FAQ Bot and IT Helpdesk Bot.
   b.addOwner(BLUEPRINTS.research, grace, alice, at(9, 12, 0, HISTORY_DAY));
   b.addClassicAgent(CLASSIC_AGENTS.hrFaq, at(10, 2, 0, HISTORY_DAY));
   b.addClassicAgent(CLASSIC_AGENTS.itHelp, at(14, 40, 0, HISTORY_DAY));
@@ -1078,7 +1078,7 @@ export const SCENARIOS: Record<string, Scenario> = {
     b.secretAdded(BLUEPRINTS.finance, eve, at(9, 0), [{ keyId: BLUEPRINTS.finance.keyId, name: 'prod' }], { keyId: guid('5ec00000', 0xe1), name: 'b1' });
     b.secretAdded(BLUEPRINTS.finance, eve, at(9, 20), [{ keyId: BLUEPRINTS.finance.keyId, name: 'prod' }, { keyId: guid('5ec00000', 0xe1), name: 'b1' }], { keyId: guid('5ec00000', 0xe2), name: 'b2' });
     b.spCredentialsAdded({ id: BLUEPRINTS.helpdesk.principalId, appId: BLUEPRINTS.helpdesk.appId, name: BLUEPRINTS.helpdesk.name }, { appId: t.apps[1]!.appId, name: t.apps[1]!.name, spId: t.apps[1]!.spId }, at(13, 0), { keyId: guid('ce700000', 2), name: 'CN=helpdesk', type: 'AsymmetricX509Cert' }, false);
-    // Near misses: a line-of-business app's rotation; a removal on the Research blueprint.
+    // Near miss: a line-of-business app's secret rotation (not a blueprint).
     b.secretAdded({ objectId: t.apps[0]!.objectId, appId: t.apps[0]!.appId, name: t.apps[0]!.name }, alice, at(10, 0), [{ keyId: t.apps[0]!.keyId, name: 'payroll' }], { keyId: guid('5ec00000', 0x5f1), name: 'payroll-2027' });
   },
   'blueprint-credential-added-then-used': (b, t) => {
@@ -1169,7 +1169,7 @@ export const SCENARIOS: Record<string, Scenario> = {
     b.obo(expense!, eve, at(10, 15));
     b.obo(expense!, eve, at(10, 45));
     b.obo(summarizer!, grace, at(11, 0), { risk: 'high', riskState: 'atRisk' });
-    // Near misses: low-risk user; eve again after her risk was remediated (next agent, next day window).
+    // Near misses: a low-risk user; eve again, through another agent, after her risk was remediated.
     b.obo(invoice!, bob, at(11, 30), { risk: 'low', aggregatedRisk: 'low' });
     b.riskyUser(eve, at(12, 0), 'none', 'remediated', 'userPerformedSecuredPasswordReset');
     b.obo(invoice!, eve, at(13, 0));
@@ -1293,26 +1293,35 @@ export function scenarioStream(bases: Map<string, RawRecord>, id: string, index:
 
 // ---------------------------------------------------------------------------------------------
 
+/** The demo's message bodies, one JSON line each, exactly as samples/demo-day.ndjson.gz holds them. */
+export function demoBodies(bases: Map<string, RawRecord>): string[] {
+  return toBodies(demoDay(bases), createRng(0xb0d1e5));
+}
+
+/** A scenario's message bodies, exactly as test/fixtures/scenarios/catalog/<id>.ndjson.gz holds them. */
+export function scenarioBodies(bases: Map<string, RawRecord>, id: string): string[] {
+  const index = Object.keys(SCENARIOS).indexOf(id);
+  return toBodies(scenarioStream(bases, id, index), createRng(0xb0d1 + index));
+}
+
 function main(argv: string[]): void {
   const root = repoRoot();
   const bases = loadBases(root);
   if (argv.includes('--scenarios')) {
-    Object.keys(SCENARIOS).forEach((id, index) => {
-      const records = scenarioStream(bases, id, index);
+    for (const id of Object.keys(SCENARIOS)) {
       // Gzipped: a day and a half of realistic records per scenario; `zcat` to read one.
       const file = join(root, 'test', 'fixtures', 'scenarios', 'catalog', `${id}.ndjson.gz`);
-      const lines = toBodies(records, createRng(0xb0d1 + index));
+      const lines = scenarioBodies(bases, id);
       writeStream(file, lines);
-      process.stdout.write(`${file}: ${records.length} records in ${lines.length} bodies\n`);
-    });
+      process.stdout.write(`${file}: ${lines.length} bodies\n`);
+    }
     return;
   }
   const outIndex = argv.indexOf('--out');
   const file = outIndex >= 0 && argv[outIndex + 1] ? resolve(argv[outIndex + 1]!) : join(root, 'samples', 'demo-day.ndjson.gz');
-  const records = demoDay(bases);
-  const lines = toBodies(records, createRng(0xb0d1e5));
+  const lines = demoBodies(bases);
   writeStream(file, lines);
-  process.stdout.write(`${file}: ${records.length} records in ${lines.length} bodies\n`);
+  process.stdout.write(`${file}: ${lines.length} bodies\n`);
 }
 
 if (require.main === module) main(process.argv.slice(2));

@@ -111,6 +111,9 @@ export function loadSettings(env: NodeJS.ProcessEnv, mode: HostMode): Settings {
   if (mode === 'local' && !out.AGENTWATCH_EVENTHUB_CONNECTION_STRING && !out.AGENTWATCH_EVENTHUB_NAMESPACE) {
     problems.push({ file: 'environment', path: 'AGENTWATCH_EVENTHUB_CONNECTION_STRING', message: 'missing: set it, or AGENTWATCH_EVENTHUB_NAMESPACE, for the local consumer' });
   }
+  if (mode === 'local' && !out.AGENTWATCH_STATE_CONNECTION_STRING && !out.AGENTWATCH_STATE_TABLE_ENDPOINT) {
+    problems.push({ file: 'environment', path: 'AGENTWATCH_STATE_CONNECTION_STRING', message: 'missing: set it (Azurite), or AGENTWATCH_STATE_TABLE_ENDPOINT with an identity, for the local consumer\'s state and checkpoints' });
+  }
   if (problems.length) throw new ConfigError(problems);
   return out;
 }

@@ -29,7 +29,7 @@ import { applyAbsence, applySequence, takeDueAbsence, type StepView } from './ki
 import { applyFirstSeen } from './kinds/firstSeen';
 import { applyBaseline, applyDistinctCount, applyThreshold } from './kinds/window';
 import { alertIdentity, buildAlert, type AlertIdentity, type BuiltAlert } from './output';
-import { SlotCache, keyStateKey, markerStateKey, memoryStateKey, pendingPartition, pendingStateKey, type Slot } from './stateSlots';
+import { SlotCache, StateCache, keyStateKey, markerStateKey, memoryStateKey, pendingPartition, pendingStateKey, type Slot } from './stateSlots';
 import { fold } from './text';
 import type { CompiledDetection, EngineBatchResult, EngineOptions, EngineStats, MemoryAccess, RuleEvalContext } from './types';
 
@@ -184,6 +184,7 @@ export class Engine implements DetectionEngine {
   /** Earliest deadline of pendings added since the last sweep (not yet in the store when it listed). */
   readonly #absenceAddedDue = new Map<string, number>();
   readonly #absenceListedAt = new Map<string, number>();
+  readonly #stateCache: StateCache | undefined;
 
   constructor(options: EngineOptions) {
     this.#state = options.state;
@@ -192,6 +193,7 @@ export class Engine implements DetectionEngine {
     this.#latenessMs = options.latenessMs ?? DEFAULT_LATENESS_MS;
     this.#markerTtlMs = options.markerTtlMs ?? DEFAULT_MARKER_TTL_MS;
     this.#maxRetries = options.maxConflictRetries ?? 5;
+    this.#stateCache = options.stateCache === false ? undefined : new StateCache(() => this.#clock.now(), options.stateCache);
     const levels = levelsOf(options.detections);
     this.#rules = options.detections.map((detection) => {
       const stateful = detection.stateful;
@@ -230,15 +232,24 @@ export class Engine implements DetectionEngine {
     if (sorted.length < events.length) this.#logger.log('warn', 'events without a usable event time were not evaluated', { count: events.length - sorted.length });
     for (const event of sorted) if (event.timeMs > this.#newestEventMs) this.#newestEventMs = event.timeMs;
 
-    const cache = new SlotCache(this.#state);
+    const cache = new SlotCache(this.#state, this.#stateCache);
+    try {
+      return await this.#evaluateSorted(sorted, inventory, cache);
+    } catch (error) {
+      cache.forgetTouched();
+      throw error;
+    }
+  }
+
+  async #evaluateSorted(sorted: readonly AgentEvent[], inventory: InventoryView, cache: SlotCache): Promise<EngineBatchResult> {
     const raised = new Map<string, { alert: Alert; plan?: ResponsePlan }>();
     const carriedAlertEvents = new Map<string, AgentEvent>();
     let tooLate = 0;
-    let firings = 0;
+    let firings: Firing[] = [];
     for (let attempt = 0; ; attempt++) {
       const run = await this.#runAttempt(sorted, inventory, cache, carriedAlertEvents);
       tooLate += run.tooLate;
-      firings = Math.max(firings, run.firings.length);
+      if (run.firings.length > firings.length) firings = run.firings;
       await this.#raiseAlerts(run.firings, cache, raised);
       const stateSlots = cache.dirtySlots((slot) => !slot.key.partition.startsWith('a|'));
       const { conflictedKeys } = await cache.commit(stateSlots);
@@ -259,7 +270,9 @@ export class Engine implements DetectionEngine {
         RESPONSE_PLANS.set(entry.alert, entry.plan);
       }
     }
-    return { alerts, responsePlans, firings, tooLate };
+    const firingsByDetection: Record<string, number> = {};
+    for (const firing of firings) firingsByDetection[firing.rule.detection.id] = (firingsByDetection[firing.rule.detection.id] ?? 0) + 1;
+    return { alerts, responsePlans, firings: firings.length, firingsByDetection, tooLate };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -342,32 +355,42 @@ export class Engine implements DetectionEngine {
     return rules;
   }
 
-  #match(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext): RuleMatch {
+  /** What of the rule the event satisfies; `undefined` when nothing (no allocation on that, the common, path). */
+  #match(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext): RuleMatch | undefined {
     const detection = rule.detection;
     const runner = this.#runner;
     runner.reset(detection, event, ctx);
-    const match: RuleMatch = { main: false, steps: 0, cancel: false, sets: 0, forgets: 0 };
-    if (detection.condition) match.main = runner.run(detection.condition);
+    const main = detection.condition ? runner.run(detection.condition) : false;
+    let steps = 0;
+    let cancel = false;
+    let sets = 0;
+    let forgets = 0;
     const stateful = detection.stateful;
     if (stateful && (stateful.type === 'sequence' || stateful.type === 'absence')) {
-      for (const step of stateful.steps) if (step.condition && runner.run(step.condition)) match.steps |= stepBit(step.index);
-      if (stateful.type === 'sequence' && stateful.cancel) match.cancel = runner.run(stateful.cancel);
+      for (const step of stateful.steps) if (step.condition && runner.run(step.condition)) steps |= stepBit(step.index);
+      if (stateful.type === 'sequence' && stateful.cancel) cancel = runner.run(stateful.cancel);
     }
-    detection.memories.forEach((memoryRule, index) => {
-      if (runner.run(memoryRule.when)) match.sets |= stepBit(index);
-      if (memoryRule.forget && runner.run(memoryRule.forget)) match.forgets |= stepBit(index);
-    });
-    return match;
+    const memories = detection.memories;
+    for (let index = 0; index < memories.length; index++) {
+      if (runner.run(memories[index].when)) sets |= stepBit(index);
+      const forget = memories[index].forget;
+      if (forget && runner.run(forget)) forgets |= stepBit(index);
+    }
+    if (!main && !steps && !cancel && !sets && !forgets) return undefined;
+    return { main, steps, cancel, sets, forgets };
   }
 
   /** Planning pass: evaluate what needs no state; return work only when the event can affect the rule. */
   #plan(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache): WorkItem | undefined {
     if (rule.deferred) {
+      // With every memory assumed to hold, a condition that still fails can never match: skip the
+      // event without loading anything (the common case for memory-reading rules).
+      if (!this.#match(rule, event, { inventory: ctx.inventory, memory: ALWAYS_REMEMBERED })) return undefined;
       this.#requestKeys(rule, event, ctx, cache, undefined, false);
       return { event, rule };
     }
     const match = this.#match(rule, event, ctx);
-    if (!match.main && !match.steps && !match.cancel && !match.sets && !match.forgets) return undefined;
+    if (!match) return undefined;
     this.#requestKeys(rule, event, ctx, cache, match, false);
     return { event, rule, match };
   }
@@ -414,7 +437,7 @@ export class Engine implements DetectionEngine {
       if (stateful && (stateful.type === 'sequence' || stateful.type === 'absence')) {
         for (const step of stateful.steps) if (step.alerts?.has(alertFields.detectionId)) match.steps |= stepBit(step.index);
       }
-    } else match = item.match ?? this.#match(rule, event, ctx);
+    } else match = item.match ?? this.#match(rule, event, ctx) ?? NO_MATCH;
     const memoryEvidence = ctx.memoryEvidence ?? [];
     ctx.memoryEvidence = undefined;
 
@@ -571,8 +594,8 @@ export class Engine implements DetectionEngine {
       if (!set && !forget) return;
       for (const key of compositeKeys(memoryRule.keys, event, ctx)) {
         const slot = cache.slot<MemoryValue>(memoryStateKey(detection.id, memoryRule.name, key));
-        const before = JSON.stringify(slot.value ?? null);
         const value: MemoryValue = slot.value ?? {};
+        const before = [value.s, value.l, value.c, value.id];
         const t = event.timeMs;
         if (forget) {
           if (value.l === undefined || t > value.l) {
@@ -588,12 +611,14 @@ export class Engine implements DetectionEngine {
         }
         if (set && !(value.c !== undefined && t <= value.c)) {
           value.s = value.s === undefined ? t : Math.min(value.s, t);
-          if (value.l === undefined || t >= value.l) {
+          // Re-setting a memory only extends its ttl; doing it in steps of 1% of the ttl saves a
+          // write per event for memories set by frequent events (IPs seen, makers).
+          if (value.l === undefined || t - value.l > memoryRule.ttlMs / 100) {
             value.l = t;
             value.id = event.id;
           }
         }
-        if (JSON.stringify(value) === before) continue;
+        if (before[0] === value.s && before[1] === value.l && before[2] === value.c && before[3] === value.id) continue;
         slot.value = value;
         slot.dirty = true;
         slot.expiresAt = this.#clock.now() + memoryRule.ttlMs + this.#latenessMs + HOUR_MS;
@@ -811,11 +836,12 @@ function foldedValues(value: unknown): { folded: string; display: string }[] {
 
 /** The event as kept in state until an absence window closes: everything but the raw record. */
 function snapshotOf(event: AgentEvent): Record<string, unknown> {
-  const { raw: _raw, ...rest } = event;
-  return JSON.parse(JSON.stringify({ ...rest, raw: {} })) as Record<string, unknown>;
+  // Shares the event's nested objects: events are never mutated, and the store copies on commit.
+  return { ...event, raw: {} } as unknown as Record<string, unknown>;
 }
 
 const MAX_MEMORY_WAITERS = 16;
+const NO_MATCH: RuleMatch = Object.freeze({ main: false, steps: 0, cancel: false, sets: 0, forgets: 0 });
 
 /** Memory access that answers "held" for everything: tells whether an event failed only for want of a memory. */
 const ALWAYS_REMEMBERED: MemoryAccess = { holds: () => 'pending' };

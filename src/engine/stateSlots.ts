@@ -70,18 +70,85 @@ export interface Slot<T = unknown> {
   expiresAt?: number;
 }
 
+interface CachedRecord {
+  value: unknown;
+  etag?: string;
+  expiresAt?: number;
+  /** Wall-clock ms when read or written. */
+  at: number;
+}
+
+export interface StateCacheOptions {
+  /** Records kept between batches. Optional; defaults to 100,000. */
+  maxEntries?: number;
+  /** A record older than this is read again before use. Optional; defaults to 10 s. */
+  maxAgeMs?: number;
+}
+
+/**
+ * Records kept between batches, so a hot key is not read (and copied) from the store on every
+ * batch. Safe with several instances: every write carries the cached etag, so a stale entry fails
+ * its compare-and-swap and is read again; a record only read (a memory look-up) is at most
+ * `maxAgeMs` stale. Entries a failed batch touched are dropped (their values were mutated in place).
+ */
+export class StateCache {
+  readonly #entries = new Map<string, CachedRecord>();
+  readonly #maxEntries: number;
+  readonly #maxAgeMs: number;
+  constructor(private readonly now: () => number, options: StateCacheOptions = {}) {
+    this.#maxEntries = options.maxEntries ?? 100_000;
+    this.#maxAgeMs = options.maxAgeMs ?? 10_000;
+  }
+
+  fresh(id: string): CachedRecord | undefined {
+    const entry = this.#entries.get(id);
+    if (!entry) return undefined;
+    const now = this.now();
+    if (now - entry.at > this.#maxAgeMs || (entry.expiresAt !== undefined && entry.expiresAt <= now)) {
+      this.#entries.delete(id);
+      return undefined;
+    }
+    return entry;
+  }
+
+  put(id: string, value: unknown, etag: string | undefined, expiresAt: number | undefined): void {
+    this.#entries.delete(id); // re-insert: Map order is the eviction order
+    this.#entries.set(id, { value, etag, expiresAt, at: this.now() });
+    if (this.#entries.size > this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value as string);
+  }
+
+  forget(id: string): void {
+    this.#entries.delete(id);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
 /**
  * The records one batch touches. `request` during the planning pass, `loadRequested` once
- * (concurrently), then `slot` is synchronous on the hot path; `writes` builds the single commit.
+ * (concurrently, skipping what the shared cache holds), then `slot` is synchronous on the hot
+ * path; `commit` writes the dirty ones.
  */
 export class SlotCache {
   readonly #slots = new Map<string, Slot>();
   readonly #requested = new Map<string, StateKey>();
-  constructor(private readonly store: StateStore) {}
+  constructor(
+    private readonly store: StateStore,
+    private readonly shared?: StateCache,
+  ) {}
 
   request(key: StateKey): void {
     const id = slotId(key);
-    if (!this.#slots.has(id) && !this.#requested.has(id)) this.#requested.set(id, key);
+    if (this.#slots.has(id) || this.#requested.has(id)) return;
+    const cached = this.shared?.fresh(id);
+    if (cached) this.#slots.set(id, { key, value: cached.value, etag: cached.etag, dirty: false, expiresAt: cached.expiresAt });
+    else this.#requested.set(id, key);
   }
 
   async loadRequested(): Promise<void> {
@@ -91,7 +158,14 @@ export class SlotCache {
     pending.forEach(([id, key], index) => {
       const record = records[index];
       this.#slots.set(id, { key, value: record?.value, etag: record?.etag, dirty: false, expiresAt: record?.expiresAt });
+      // Absent records are cached too: creating one later is create-only, so a concurrent creation still conflicts.
+      this.shared?.put(id, record?.value, record?.etag, record?.expiresAt);
     });
+  }
+
+  /** After a failure: cached records this batch changed in place are no longer what is stored. */
+  forgetTouched(): void {
+    for (const [id, slot] of this.#slots) if (slot.dirty) this.shared?.forget(id);
   }
 
   /** The slot of a key; one that was never requested is treated as absent (and created on write). */
@@ -137,15 +211,21 @@ export class SlotCache {
     try {
       const etags = await this.store.commit(SlotCache.writesOf(live));
       for (const slot of live) {
+        const id = slotId(slot.key);
         slot.dirty = false;
-        slot.etag = slot.value === undefined ? undefined : (etags.get(slotId(slot.key)) ?? slot.etag);
+        slot.etag = slot.value === undefined ? undefined : (etags.get(id) ?? slot.etag);
+        if (slot.value === undefined) this.shared?.forget(id);
+        else this.shared?.put(id, slot.value, slot.etag, slot.expiresAt);
       }
       return { conflictedKeys: [] };
     } catch (error) {
-      if (!isStateConflictError(error)) throw error;
       // Other partitions were applied but their new etags are unknown, and a failed transaction may
       // have taken its neighbours with it: forget every written slot so a retry reads what is stored.
-      for (const slot of live) this.#slots.delete(slotId(slot.key));
+      for (const slot of live) {
+        this.#slots.delete(slotId(slot.key));
+        this.shared?.forget(slotId(slot.key));
+      }
+      if (!isStateConflictError(error)) throw error;
       return { conflictedKeys: (error as StateConflictError).keys };
     }
   }

@@ -176,6 +176,11 @@ export interface EngineOptions {
   markerTtlMs?: number;
   /** Commit attempts on optimistic-concurrency conflicts before giving up. Default 5. */
   maxConflictRetries?: number;
+  /**
+   * Keep state records between batches (validated by etag on write; read-only records re-read
+   * after `maxAgeMs`). `false` reads every record from the store on every batch. Default on.
+   */
+  stateCache?: false | { maxEntries?: number; maxAgeMs?: number };
 }
 
 /** Counters a pipeline summary prints. Cumulative since the engine was created. */
@@ -200,5 +205,7 @@ export interface EngineBatchResult {
   responsePlans: Map<string, ResponsePlan>;
   /** Every firing of every detection (raised or folded), as fed to chain rules. */
   firings: number;
+  /** The same, by detection id. */
+  firingsByDetection: Record<string, number>;
   tooLate: number;
 }

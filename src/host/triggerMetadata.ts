@@ -44,7 +44,7 @@ export function batchMetaFromTrigger(triggerMetadata: Record<string, unknown> | 
   return meta;
 }
 
-export function partitionContextOf(value: unknown): EventHubPartitionContext {
+function partitionContextOf(value: unknown): EventHubPartitionContext {
   if (typeof value !== 'object' || value === null) return {};
   const context = value as Record<string, unknown>;
   const parsed: EventHubPartitionContext = {};

@@ -92,6 +92,9 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
     deadLetters.push(letter);
   };
 
+  // Counted in a Map (one per batch) and copied into the stats object once: string-keyed object
+  // counters would turn into dictionaries on the hot path.
+  const perCategory = new Map<string, number>();
   const decoded: DecodedMessage = { records: [], undecodable: [] };
   for (let i = 0; i < messages.length; i++) {
     decoded.records.length = 0;
@@ -110,7 +113,7 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
         reject('RECORD_INVALID', reason, recordPosition(position, recordIndex), record);
         continue;
       }
-      bump(stats.byCategory, category);
+      perCategory.set(category, (perCategory.get(category) ?? 0) + 1);
       const family = familyOf(category);
       if (!family) {
         bump(stats.skippedByCategory, category);
@@ -132,6 +135,7 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
       }
     }
   }
+  for (const [category, count] of perCategory) stats.byCategory[category] = (stats.byCategory[category] ?? 0) + count;
   stats.events = events.length;
   return { events, deadLetters, stats };
 }

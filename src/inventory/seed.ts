@@ -7,22 +7,14 @@ import { readFile } from 'node:fs/promises';
 import Ajv from 'ajv';
 import { ConfigError, type LocatedProblem } from '../errors';
 import { parseEntraTime } from '../normalize/time';
-import type { InventoryKind } from '../ports';
+import type { InventoryEntity } from '../ports';
 import inventorySchema from '../../schemas/inventory.schema.json';
 import type { EntityFacts, Inventory } from './store';
 
-export interface InventorySeedEntity {
-  kind: InventoryKind;
-  id?: string;
-  appId?: string;
-  name?: string;
-  upn?: string;
-  parentId?: string;
-  ownerTenantId?: string;
-  owners?: string[];
+/** An inventory entity as a seed file writes it: `live` optional, `firstSeen` as ISO time or epoch ms. */
+export interface InventorySeedEntity extends Omit<InventoryEntity, 'live' | 'firstSeenMs'> {
   live?: boolean;
   firstSeen?: string | number;
-  createdByAppId?: string;
 }
 
 export interface InventorySeed {

@@ -81,7 +81,11 @@ export class Inventory implements InventoryView {
   // InventoryView
 
   lookup(id: string): InventoryEntity | undefined {
-    const key = id.toLowerCase();
+    // Ids are stored lower-cased and normalized events carry them so: try as given before copying.
+    return this.lookupExact(id) ?? (/[A-Z]/.test(id) ? this.lookupExact(id.toLowerCase()) : undefined);
+  }
+
+  private lookupExact(key: string): StoredEntity | undefined {
     const byObject = this.byObjectId.get(key);
     if (byObject?.length) return byObject.length === 1 ? byObject[0] : preferred(byObject);
     const byApp = this.byAppId.get(key);
@@ -100,7 +104,7 @@ export class Inventory implements InventoryView {
   }
 
   firstSeen(id: string): number | undefined {
-    const key = id.toLowerCase();
+    const key = /[A-Z]/.test(id) ? id.toLowerCase() : id;
     let earliest = this.firstSeenById.get(key);
     const entity = this.lookup(key);
     if (entity) {
@@ -178,7 +182,7 @@ export class Inventory implements InventoryView {
       const key = `${facts.kind}:${appId ?? id ?? 'unknown'}`;
       this.byKey.set(key, entity);
       this.keyOf.set(entity, key);
-      this.dirty.add(key);
+      if (this.state) this.dirty.add(key);
       if (facts.liveAtMs !== undefined) entity.liveAtMs = facts.liveAtMs;
     } else if (facts.live !== undefined && facts.live !== entity.live && (facts.liveAtMs ?? 0) >= (entity.liveAtMs ?? 0)) {
       entity.live = facts.live;
@@ -287,6 +291,7 @@ export class Inventory implements InventoryView {
   }
 
   private markDirty(entity: StoredEntity): void {
+    if (!this.state) return;
     const key = this.keyOf.get(entity);
     if (key) this.dirty.add(key);
   }

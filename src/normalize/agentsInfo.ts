@@ -5,9 +5,8 @@
  */
 import { RecordError } from '../errors';
 import type { AgentEvent, AgentInventoryFacts, Principal } from './types';
-import { arrivalOf, tenantOf } from './envelope';
+import { baseEvent, eventTimes } from './envelope';
 import type { NormalizeInput } from './input';
-import { isoTime, parseEntraTime } from './time';
 import { asObject, assign, decodeJsonish, id, lower, pick, text, unique, type Json } from './values';
 
 /** Columns that hold tools / topics whose actions may run with the maker's connection. */
@@ -15,30 +14,13 @@ const TOOL_COLUMNS = ['AgentToolsDetails', 'AgentTopicsDetails', 'DeclaredTools'
 const NOT_LIVE_LIFECYCLE = new Set(['deleted', 'blocked', 'uninstalled']);
 
 export function normalizeAgentsInfo(input: NormalizeInput): AgentEvent {
-  const { record, properties: row, category, position } = input;
+  const { properties: row, category, position } = input;
   const agentId = id(pick(row, ['AgentId', 'AIAgentId', 'agentId', 'aiAgentId']));
   if (!agentId) throw new RecordError('RECORD_INVALID', `${category} row has no AgentId / AIAgentId`, position);
-  const arrivalMs = arrivalOf(record);
-  const timeMs =
-    parseEntraTime(pick(row, ['Timestamp', 'timestamp'])) ??
-    parseEntraTime(pick(row, ['LastUpdatedDateTime', 'LastModifiedTime'])) ??
-    arrivalMs ??
-    input.fallbackTimeMs;
-  if (timeMs === undefined) throw new RecordError('RECORD_INVALID', `${category} row has no parseable Timestamp or envelope time`, position);
-
+  const times = eventTimes(input, `${category} row has no parseable Timestamp or envelope time`, pick(row, ['Timestamp', 'timestamp']), pick(row, ['LastUpdatedDateTime', 'LastModifiedTime']));
   const facts = agentInventoryFacts(row, agentId);
-  const event: AgentEvent = {
-    id: input.hashId(),
-    time: isoTime(timeMs),
-    timeMs,
-    category,
-    kind: 'inventory',
-    agentInventory: facts,
-    raw: record,
-  };
-  if (arrivalMs !== undefined) event.arrival = isoTime(arrivalMs);
-  const tenantId = tenantOf(record, row);
-  if (tenantId) event.tenantId = tenantId;
+  const event = baseEvent(input, 'inventory', input.hashId(), times);
+  event.agentInventory = facts;
   const subject: Principal = { type: facts.entraAgentId ? 'agentIdentity' : 'classicAgent', id: facts.entraAgentId ?? agentId };
   assign(subject, 'name', facts.name);
   event.subject = subject;

@@ -6,10 +6,9 @@
  */
 import { RecordError } from '../errors';
 import type { AgentEvent, AuditFacts, AuditTarget, CredentialRef, ModifiedProperty, Principal, PrincipalType, Resource } from './types';
-import { arrivalOf, tenantOf } from './envelope';
+import { AGENT_TYPE_TO_PRINCIPAL, baseEvent, eventTimes } from './envelope';
 import type { NormalizeInput } from './input';
-import { isoTime, parseEntraTime } from './time';
-import { asArray, asObject, assign, decodeJsonish, foldOperation, id, isGuidShaped, lower, text, unique, type Json } from './values';
+import { asArray, asObject, assign, decodeJsonish, equalsIgnoreCase, foldOperation, id, isGuidShaped, lower, text, unique, type Json } from './values';
 
 const RAW_TARGET_TYPES: Readonly<Record<string, PrincipalType>> = {
   user: 'user',
@@ -20,19 +19,9 @@ const RAW_TARGET_TYPES: Readonly<Record<string, PrincipalType>> = {
   directoryrole: 'role',
 };
 
-/** `agentType` values on audit identities (documented, not reliably populated — reference §3.1). */
-export const AGENT_TYPE_TO_PRINCIPAL: Readonly<Record<string, PrincipalType>> = {
-  agenticapp: 'blueprint',
-  agenticappinstance: 'agentIdentity',
-  agentidentityblueprintprincipal: 'blueprintPrincipal',
-  agentiduser: 'agentUser',
-};
-
 export function normalizeAudit(input: NormalizeInput): AgentEvent {
-  const { record, properties: p, category, position } = input;
-  const arrivalMs = arrivalOf(record);
-  const timeMs = parseEntraTime(p.activityDateTime) ?? arrivalMs ?? input.fallbackTimeMs;
-  if (timeMs === undefined) throw new RecordError('RECORD_INVALID', 'audit record has no parseable activityDateTime or envelope time', position);
+  const { record, properties: p, position } = input;
+  const times = eventTimes(input, 'audit record has no parseable activityDateTime or envelope time', p.activityDateTime);
   const operation = foldOperation(p.activityDisplayName) ?? foldOperation(record.operationName);
   if (!operation) throw new RecordError('RECORD_INVALID', 'audit record has no activityDisplayName or operationName', position);
 
@@ -40,18 +29,8 @@ export function normalizeAudit(input: NormalizeInput): AgentEvent {
   const facts = auditFacts(operation, p, targets);
   const actor = initiatorOf(asObject(p.initiatedBy));
 
-  const event: AgentEvent = {
-    id: text(p.id) ?? input.hashId(),
-    time: isoTime(timeMs),
-    timeMs,
-    category,
-    kind: 'audit',
-    audit: facts,
-    raw: record,
-  };
-  if (arrivalMs !== undefined) event.arrival = isoTime(arrivalMs);
-  const tenantId = tenantOf(record, p);
-  if (tenantId) event.tenantId = tenantId;
+  const event = baseEvent(input, 'audit', text(p.id) ?? input.hashId(), times);
+  event.audit = facts;
   const correlationId = id(p.correlationId) ?? id(record.correlationId);
   if (correlationId) event.correlationId = correlationId;
   if (actor) event.actor = actor.principal;
@@ -143,8 +122,7 @@ function decodeValue(value: unknown): unknown {
 }
 
 function prop(target: AuditTarget, name: string): ModifiedProperty | undefined {
-  const lowered = name.toLowerCase();
-  for (const m of target.modifiedProperties) if (m.name === name || m.name.toLowerCase() === lowered) return m;
+  for (const m of target.modifiedProperties) if (m.name === name || equalsIgnoreCase(m.name, name)) return m;
   return undefined;
 }
 
@@ -162,7 +140,8 @@ const OUTER_QUOTES = /^"+|"+$/g;
 function scalar(value: unknown): string | undefined {
   if (Array.isArray(value)) return value.length === 1 ? scalar(value[0]) : undefined;
   const t = text(value);
-  return t === undefined ? undefined : t.replace(OUTER_QUOTES, '').trim() || undefined;
+  if (t === undefined) return undefined;
+  return t.charCodeAt(0) === 34 || t.charCodeAt(t.length - 1) === 34 ? t.replace(OUTER_QUOTES, '').trim() || undefined : t;
 }
 
 function appIdOfTarget(target: AuditTarget): string | undefined {
@@ -231,7 +210,7 @@ function auditFacts(operation: string, p: Json, targets: AuditTarget[]): AuditFa
   facts.modifiedPropertyNames = [...names];
 
   const keys = propAnywhere(targets, 'KeyDescription');
-  if (keys) diffKeyDescriptions(keys, facts);
+  if (keys) diffCredentials(keyDescriptionsOf(keys.oldValue), keyDescriptionsOf(keys.newValue), facts);
   const fic = propAnywhere(targets, 'FederatedIdentityCredentials');
   if (fic) diffFederatedCredentials(fic, facts);
 
@@ -287,9 +266,8 @@ function credentialIdentity(ref: CredentialRef): string {
   return ref.keyId ?? `${ref.type}|${ref.displayName ?? ''}|${ref.issuer ?? ''}|${ref.subject ?? ''}`;
 }
 
-function diffKeyDescriptions(m: ModifiedProperty, facts: AuditFacts): void {
-  const oldRefs = keyDescriptionsOf(m.oldValue);
-  const newRefs = keyDescriptionsOf(m.newValue);
+/** Credentials in the new value and not the old one are added; the reverse are removed. */
+function diffCredentials(oldRefs: CredentialRef[], newRefs: CredentialRef[], facts: AuditFacts): void {
   const oldIds = new Set(oldRefs.map(credentialIdentity));
   const newIds = new Set(newRefs.map(credentialIdentity));
   for (const r of newRefs) if (!oldIds.has(credentialIdentity(r))) facts.credentialsAdded.push(r);
@@ -347,10 +325,7 @@ function federatedCredentialsOf(value: unknown): CredentialRef[] {
 function diffFederatedCredentials(m: ModifiedProperty, facts: AuditFacts): void {
   const oldRefs = federatedCredentialsOf(m.oldValue);
   const newRefs = federatedCredentialsOf(m.newValue);
-  const oldIds = new Set(oldRefs.map(credentialIdentity));
-  const newIds = new Set(newRefs.map(credentialIdentity));
-  for (const r of newRefs) if (!oldIds.has(credentialIdentity(r))) facts.credentialsAdded.push(r);
-  for (const r of oldRefs) if (!newIds.has(credentialIdentity(r))) facts.credentialsRemoved.push(r);
+  diffCredentials(oldRefs, newRefs, facts);
   const oldIssuers = new Set(oldRefs.map((r) => r.issuer).filter(Boolean));
   const oldSubjects = new Set(oldRefs.map((r) => r.subject).filter(Boolean));
   facts.ficIssuersAdded = unique(newRefs.map((r) => r.issuer).filter((v): v is string => !!v && !oldIssuers.has(v)));

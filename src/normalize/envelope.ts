@@ -3,8 +3,19 @@
  * `correlationId`, `callerIpAddress` …): fields every family reads the same way.
  */
 import { createHash } from 'node:crypto';
-import { parseEntraTime } from './time';
+import { RecordError } from '../errors';
+import type { NormalizeInput } from './input';
+import { isoTime, parseEntraTime } from './time';
+import type { AgentEvent, EventKind, PrincipalType } from './types';
 import { id, text, type Json } from './values';
+
+/** `agentType` / `agentSubjectType` values (sign-ins, audit identities) → principal types (reference §2.1, §3.1). */
+export const AGENT_TYPE_TO_PRINCIPAL: Readonly<Record<string, PrincipalType>> = {
+  agenticapp: 'blueprint',
+  agenticappinstance: 'agentIdentity',
+  agentidentityblueprintprincipal: 'blueprintPrincipal',
+  agentiduser: 'agentUser',
+};
 
 const TENANT_IN_RESOURCE_ID = /^\/tenants\/([^/]+)/i;
 
@@ -34,4 +45,29 @@ export function contentHashId(record: Json): string {
 /** `callerIpAddress`, with the "<null>" placeholder and empty values dropped. */
 export function callerIp(record: Json): string | undefined {
   return text(record.callerIpAddress);
+}
+
+export interface EventTimes {
+  timeMs: number;
+  arrivalMs: number | undefined;
+}
+
+/**
+ * Event time from the first parseable of the family's own time fields, else the
+ * envelope time, else the enqueued time; a record with none of them cannot become an event.
+ */
+export function eventTimes(input: NormalizeInput, missing: string, first: unknown, second?: unknown): EventTimes {
+  const arrivalMs = arrivalOf(input.record);
+  const timeMs = parseEntraTime(first) ?? (second === undefined ? undefined : parseEntraTime(second)) ?? arrivalMs ?? input.fallbackTimeMs;
+  if (timeMs === undefined) throw new RecordError('RECORD_INVALID', missing, input.position);
+  return { timeMs, arrivalMs };
+}
+
+/** The fields every event has, in one order so all events share one shape. */
+export function baseEvent(input: NormalizeInput, kind: EventKind, eventId: string, times: EventTimes): AgentEvent {
+  const event: AgentEvent = { id: eventId, time: isoTime(times.timeMs), timeMs: times.timeMs, category: input.category, kind, raw: input.record };
+  if (times.arrivalMs !== undefined) event.arrival = times.arrivalMs === times.timeMs ? event.time : isoTime(times.arrivalMs);
+  const tenantId = tenantOf(input.record, input.properties);
+  if (tenantId) event.tenantId = tenantId;
+  return event;
 }

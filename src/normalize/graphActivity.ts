@@ -4,20 +4,16 @@
  * human on whose behalf an agent acts) have the user as actor and the app as client; app-only calls
  * have the calling service principal as actor.
  */
-import { RecordError } from '../errors';
 import type { AgentEvent, GraphActivityFacts, Principal } from './types';
-import { arrivalOf, tenantOf } from './envelope';
+import { baseEvent, eventTimes } from './envelope';
 import type { NormalizeInput } from './input';
-import { isoTime, parseEntraTime } from './time';
 import { assign, id, isGuidShaped, num, pick, splitList, text } from './values';
 
 const MICROSOFT_GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
 
 export function normalizeGraphActivity(input: NormalizeInput): AgentEvent {
-  const { record, properties: p, category, position } = input;
-  const arrivalMs = arrivalOf(record);
-  const timeMs = parseEntraTime(p.timeGenerated) ?? arrivalMs ?? input.fallbackTimeMs;
-  if (timeMs === undefined) throw new RecordError('RECORD_INVALID', 'Graph activity record has no parseable timeGenerated or envelope time', position);
+  const { record, properties: p } = input;
+  const times = eventTimes(input, 'Graph activity record has no parseable timeGenerated or envelope time', p.timeGenerated);
 
   const appId = id(p.appId);
   const servicePrincipalId = id(pick(p, ['servicePrincipalId', 'UserPrincipalObjectID']));
@@ -27,16 +23,9 @@ export function normalizeGraphActivity(input: NormalizeInput): AgentEvent {
   const userId = id(p.userId);
 
   // `requestId` is the record's own id (one per request); a content hash only when it is missing.
-  const event: AgentEvent = {
-    id: text(p.id) ?? text(p.requestId) ?? input.hashId(),
-    time: isoTime(timeMs),
-    timeMs,
-    category,
-    kind: 'graphActivity',
-    resource: { appId: MICROSOFT_GRAPH_APP_ID, name: 'Microsoft Graph' },
-    graph: graphFacts(p),
-    raw: record,
-  };
+  const event = baseEvent(input, 'graphActivity', text(p.id) ?? text(p.requestId) ?? input.hashId(), times);
+  event.resource = { appId: MICROSOFT_GRAPH_APP_ID, name: 'Microsoft Graph' };
+  event.graph = graphFacts(p);
   if (userId) {
     const user: Principal = { type: 'user', id: userId };
     event.actor = user;
@@ -46,9 +35,6 @@ export function normalizeGraphActivity(input: NormalizeInput): AgentEvent {
     event.actor = app;
     event.subject = app;
   }
-  if (arrivalMs !== undefined) event.arrival = isoTime(arrivalMs);
-  const tenantId = tenantOf(record, p);
-  if (tenantId) event.tenantId = tenantId;
   const correlationId = id(p.operationId) ?? id(record.correlationId);
   if (correlationId) event.correlationId = correlationId;
   const ip = text(p.ipAddress) ?? text(record.callerIpAddress);
@@ -85,7 +71,7 @@ const OPAQUE_ID = /^(?=.*\d)[A-Za-z0-9=_+\-!]{20,}$/;
  * host, version, query and fragment stripped; GUIDs, UPNs, quoted keys and opaque ids replaced by `{id}`.
  */
 export function normalizeGraphPath(uri: string): string {
-  let rest = uri.replace(/\\u0026/gi, '&');
+  let rest = uri.includes('\\u0026') ? uri.replace(/\\u0026/gi, '&') : uri;
   const scheme = rest.indexOf('://');
   if (scheme >= 0) {
     const slash = rest.indexOf('/', scheme + 3);

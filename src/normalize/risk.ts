@@ -4,11 +4,10 @@
  * RiskyAgents; kind `riskyPrincipal`). Envelope `time` on these is often US-formatted and is never
  * the event time (reference §1.2).
  */
-import { RecordError } from '../errors';
 import type { AgentEvent, Principal, PrincipalType, RiskInfo } from './types';
-import { arrivalOf, tenantOf } from './envelope';
+import { baseEvent, eventTimes } from './envelope';
 import type { NormalizeInput } from './input';
-import { isoTime, parseEntraTime } from './time';
+import { isoTime } from './time';
 import { asArray, asObject, assign, decodeJsonish, id, lower, pick, text, unique, type Json } from './values';
 
 const AGENT_IDENTITY_TYPES: Readonly<Record<string, PrincipalType>> = {
@@ -25,11 +24,9 @@ const ODATA_AGENT_TYPES: Readonly<Record<string, PrincipalType>> = {
 };
 
 export function normalizeRiskEvent(input: NormalizeInput): AgentEvent {
-  const { record, properties: p, position } = input;
-  const arrivalMs = arrivalOf(record);
-  const timeMs = parseEntraTime(p.detectedDateTime) ?? parseEntraTime(p.activityDateTime) ?? arrivalMs ?? input.fallbackTimeMs;
-  if (timeMs === undefined) throw new RecordError('RECORD_INVALID', 'risk detection has no parseable detectedDateTime, activityDateTime or envelope time', position);
-  const event = baseEvent(input, 'risk', text(p.id) ?? input.hashId(), timeMs, arrivalMs);
+  const { record, properties: p } = input;
+  const times = eventTimes(input, 'risk detection has no parseable detectedDateTime, activityDateTime or envelope time', p.detectedDateTime, p.activityDateTime);
+  const event = baseEvent(input, 'risk', text(p.id) ?? input.hashId(), times);
   const principal = riskPrincipal(input.category, p);
   if (principal) {
     event.subject = principal;
@@ -47,29 +44,19 @@ export function normalizeRiskEvent(input: NormalizeInput): AgentEvent {
 }
 
 export function normalizeRiskyPrincipal(input: NormalizeInput): AgentEvent {
-  const { record, properties: p, position } = input;
-  const arrivalMs = arrivalOf(record);
-  const timeMs = parseEntraTime(p.riskLastUpdatedDateTime) ?? parseEntraTime(p.riskLastModifiedDateTime) ?? arrivalMs ?? input.fallbackTimeMs;
-  if (timeMs === undefined) throw new RecordError('RECORD_INVALID', 'risky principal has no parseable riskLastUpdatedDateTime / riskLastModifiedDateTime or envelope time', position);
+  const p = input.properties;
+  const times = eventTimes(input, 'risky principal has no parseable riskLastUpdatedDateTime / riskLastModifiedDateTime or envelope time', p.riskLastUpdatedDateTime, p.riskLastModifiedDateTime);
   const principal = riskPrincipal(input.category, p);
   // `properties.id` is the principal's own id, the same in every snapshot of it: the snapshot's
   // time makes the event id unique per state change while staying stable on redelivery.
   const principalKey = text(p.id) ?? principal?.id;
-  const event = baseEvent(input, 'riskyPrincipal', principalKey ? `${principalKey}@${isoTime(timeMs)}` : input.hashId(), timeMs, arrivalMs);
+  const event = baseEvent(input, 'riskyPrincipal', principalKey ? `${principalKey}@${isoTime(times.timeMs)}` : input.hashId(), times);
   if (principal) {
     event.subject = principal;
     event.actor = principal;
     agentIds(event, principal, p);
   }
   event.risk = riskInfo(p);
-  return event;
-}
-
-function baseEvent(input: NormalizeInput, kind: 'risk' | 'riskyPrincipal', eventId: string, timeMs: number, arrivalMs: number | undefined): AgentEvent {
-  const event: AgentEvent = { id: eventId, time: isoTime(timeMs), timeMs, category: input.category, kind, raw: input.record };
-  if (arrivalMs !== undefined) event.arrival = isoTime(arrivalMs);
-  const tenantId = tenantOf(input.record, input.properties);
-  if (tenantId) event.tenantId = tenantId;
   return event;
 }
 

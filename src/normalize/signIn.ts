@@ -12,26 +12,15 @@
  *   identity's own leg to the exchange endpoint in the agent-user flow lands here too, with the
  *   exchange resource as `resource`: it is an app-only token of the agent, not a blueprint's T1.
  */
-import { RecordError } from '../errors';
 import type { AgentEvent, CredentialUse, EventResult, Principal, PrincipalType, RiskInfo, SignInFlow } from './types';
 import { TOKEN_EXCHANGE_RESOURCE_APP_ID } from './types';
-import { arrivalOf, tenantOf } from './envelope';
-import { parseEntraTime, isoTime } from './time';
+import { AGENT_TYPE_TO_PRINCIPAL, baseEvent, eventTimes } from './envelope';
 import { asObject, bool, decodeJsonish, id, lower, text, type Json } from './values';
 import type { NormalizeInput } from './input';
 
-const AGENT_CALLER_TYPES: Readonly<Record<string, PrincipalType>> = {
-  agenticappinstance: 'agentIdentity',
-  agenticapp: 'blueprint',
-  agentidentityblueprintprincipal: 'blueprintPrincipal',
-  agentiduser: 'agentUser',
-};
-
 export function normalizeSignIn(input: NormalizeInput): AgentEvent {
-  const { record, properties: p, category, position } = input;
-  const arrivalMs = arrivalOf(record);
-  const timeMs = parseEntraTime(p.createdDateTime) ?? arrivalMs ?? input.fallbackTimeMs;
-  if (timeMs === undefined) throw new RecordError('RECORD_INVALID', 'sign-in has no parseable createdDateTime or envelope time', position);
+  const { record, properties: p, category } = input;
+  const times = eventTimes(input, 'sign-in has no parseable createdDateTime or envelope time', p.createdDateTime);
 
   const agent = asObject(typeof p.agent === 'string' ? decodeJsonish(p.agent) : p.agent);
   const agentType = lower(agent?.agentType);
@@ -82,20 +71,10 @@ export function normalizeSignIn(input: NormalizeInput): AgentEvent {
     if (user) client = app;
   }
 
-  const event: AgentEvent = {
-    id: text(p.id) ?? text(p.uniqueTokenIdentifier) ?? input.hashId(),
-    time: isoTime(timeMs),
-    timeMs,
-    category,
-    kind: 'signIn',
-    flow,
-    actor,
-    subject,
-    raw: record,
-  };
-  if (arrivalMs !== undefined) event.arrival = isoTime(arrivalMs);
-  const tenantId = tenantOf(record, p);
-  if (tenantId) event.tenantId = tenantId;
+  const event = baseEvent(input, 'signIn', text(p.id) ?? text(p.uniqueTokenIdentifier) ?? input.hashId(), times);
+  event.flow = flow;
+  event.actor = actor;
+  event.subject = subject;
   const correlationId = id(p.correlationId) ?? id(record.correlationId);
   if (correlationId) event.correlationId = correlationId;
   const isInteractive = bool(p.isInteractive);
@@ -152,7 +131,7 @@ function classifyFlow(
 }
 
 function appType(agentType: string | undefined, flow: SignInFlow, isManagedIdentity: boolean): PrincipalType {
-  const agentic = agentType ? AGENT_CALLER_TYPES[agentType] : undefined;
+  const agentic = agentType ? AGENT_TYPE_TO_PRINCIPAL[agentType] : undefined;
   if (agentic && agentic !== 'agentUser') return agentic;
   if (flow === 't1Exchange') return 'blueprint';
   return isManagedIdentity ? 'managedIdentity' : 'servicePrincipal';

@@ -86,7 +86,7 @@ function parseIsoFast(t: string): number | undefined | null {
  */
 export function parseEntraTime(value: unknown): number | undefined {
   if (typeof value === 'string') return parseTimeText(value);
-  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? value : undefined;
+  if (typeof value === 'number') return Number.isFinite(value) && value > 0 && value <= 8.64e15 ? value : undefined;
   if (value instanceof Date) {
     const ms = value.getTime();
     return Number.isNaN(ms) ? undefined : ms;
@@ -117,34 +117,8 @@ function parseTimeText(raw: string): number | undefined {
   return build(+m[3]!, +m[1]!, +m[2]!, hour, m[5] ? +m[5] : 0, m[6] ? +m[6] : 0, fractionMs(m[7]), m[9]);
 }
 
-function pad2(n: number): string {
-  return n < 10 ? `0${n}` : `${n}`;
-}
-
-/**
- * Epoch ms → ISO UTC string with milliseconds (`2026-10-05T10:15:58.441Z`), without a `Date`:
- * the civil-from-days conversion is a few integer operations, and it runs twice per record.
- */
+/** Epoch ms → ISO UTC string with milliseconds (`2026-10-05T10:15:58.441Z`). */
 export function isoTime(ms: number): string {
-  if (!Number.isFinite(ms) || ms < 0 || ms >= 253402300800000) return new Date(ms).toISOString();
-  const days = Math.floor(ms / 86_400_000);
-  let rest = ms - days * 86_400_000;
-  const hour = Math.floor(rest / 3_600_000);
-  rest -= hour * 3_600_000;
-  const minute = Math.floor(rest / 60_000);
-  rest -= minute * 60_000;
-  const second = Math.floor(rest / 1000);
-  const milli = rest - second * 1000;
-  // Howard Hinnant's civil_from_days.
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  const msText = milli < 10 ? `00${milli}` : milli < 100 ? `0${milli}` : `${milli}`;
-  return `${year}-${pad2(month)}-${pad2(day)}T${pad2(hour)}:${pad2(minute)}:${pad2(second)}.${msText}Z`;
+  // Date#toISOString builds one flat string natively; assembling it in JS allocates a rope of pieces.
+  return new Date(ms).toISOString();
 }

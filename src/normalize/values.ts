@@ -75,9 +75,30 @@ const GUID_SHAPED = /^[0-9a-z]{6,12}-[0-9a-z]{3,6}-[0-9a-z]{3,6}-[0-9a-z]{3,6}-[
 export function id(value: unknown): string | undefined {
   const t = text(value);
   if (t === undefined) return undefined;
-  // Fast path for the canonical 8-4-4-4-12 shape; toLowerCase returns the same string when nothing changes.
-  if (t.length === 36 && t.charCodeAt(8) === 45 && t.charCodeAt(13) === 45 && t.charCodeAt(18) === 45 && t.charCodeAt(23) === 45) return t.toLowerCase();
-  return t.length > 40 || t.indexOf('-') === -1 || !GUID_SHAPED.test(t) ? t : t.toLowerCase();
+  // Fast path for the canonical 8-4-4-4-12 shape. Lower-casing allocates a new string even when
+  // nothing changes, so it only runs when there is an upper-case letter.
+  if (t.length === 36 && t.charCodeAt(8) === 45 && t.charCodeAt(13) === 45 && t.charCodeAt(18) === 45 && t.charCodeAt(23) === 45) return hasUpperCase(t) ? t.toLowerCase() : t;
+  return t.length > 40 || t.indexOf('-') === -1 || !GUID_SHAPED.test(t) || !hasUpperCase(t) ? t : t.toLowerCase();
+}
+
+function hasUpperCase(t: string): boolean {
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c >= 65 && c <= 90) return true;
+  }
+  return false;
+}
+
+/** ASCII case-insensitive equality without allocating lower-cased copies. */
+export function equalsIgnoreCase(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if ((x | 32) !== (y | 32) || (x | 32) < 97 || (x | 32) > 122) return false;
+  }
+  return true;
 }
 
 export function isGuidShaped(value: string): boolean {
@@ -138,12 +159,30 @@ export function decodeJsonish(value: unknown): unknown {
 /** Splits space/comma/semicolon separated lists (`roles`, `scopes`, `wids`), dropping empties. */
 const LIST_SEPARATORS = /[\s,;]+/;
 
+/** `roles` / `scopes` strings repeat on every call an app makes: split each distinct one once. */
+const SPLIT_CACHE = new Map<string, readonly string[]>();
+const SPLIT_CACHE_LIMIT = 2048;
+
+/** Split lists are shared between events (cached): frozen so no consumer can change another's. */
 export function splitList(value: unknown): string[] {
+  if (typeof value === 'string' && value.length <= 2048) {
+    let cached = SPLIT_CACHE.get(value);
+    if (cached === undefined) {
+      cached = Object.freeze(splitListUncached(value));
+      if (SPLIT_CACHE.size >= SPLIT_CACHE_LIMIT) SPLIT_CACHE.clear();
+      SPLIT_CACHE.set(value, cached);
+    }
+    return cached as string[];
+  }
+  return splitListUncached(value);
+}
+
+function splitListUncached(value: unknown): string[] {
   if (Array.isArray(value)) {
     const out: string[] = [];
     for (const v of value) {
       const t = text(v);
-      if (t !== undefined) out.push(...splitList(t));
+      if (t !== undefined) out.push(...splitListUncached(t));
     }
     return out;
   }
@@ -161,12 +200,22 @@ export function unique<T>(values: T[]): T[] {
 const DASHES = /[\u2010-\u2015\u2212]/g;
 const SPACES = /\s+/g;
 
+/** A few hundred distinct activity names exist: fold each spelling once. */
+const FOLDED = new Map<string, string>();
+
 /** Activity names: en/em dashes folded to `-`, whitespace runs to one space, ends trimmed, case kept. */
 export function foldOperation(value: unknown): string | undefined {
   if (typeof value !== 'string') return text(value);
-  let out = value;
-  if (/[\u2010-\u2015\u2212]/.test(out)) out = out.replace(DASHES, '-');
-  out = out.replace(SPACES, ' ').trim();
+  let out = FOLDED.get(value);
+  if (out === undefined) {
+    out = value;
+    if (/[\u2010-\u2015\u2212]/.test(out)) out = out.replace(DASHES, '-');
+    out = out.replace(SPACES, ' ').trim();
+    if (value.length <= 200) {
+      if (FOLDED.size >= 4096) FOLDED.clear();
+      FOLDED.set(value, out);
+    }
+  }
   return out.length ? out : undefined;
 }
 

@@ -1,9 +1,8 @@
-/** The response stage: guarded Graph actions, the approval endpoint's handler, the Graph adapter and its permissions. */
+/** The response stage: guarded Graph actions, the approval endpoint's handler, the Graph client and adapter, the permissions they need. */
 export { createResponder, defaultPlanSource, readAlertField, type PlanSource, type ResponderOptions } from './responder';
 export { handleApprovalRequest, type ApprovalRequest, type ApprovalResponse } from './approval';
 export { GraphActionsAdapter, createGraphActions } from './graphActions';
 export { GraphHttp, GraphRequestError, isGraphRequestError, type GraphClientOptions, type GraphRetryOptions } from './graphClient';
 export { ACTION_PERMISSIONS, READ_PERMISSIONS, DEFAULT_GRANTED_ACTIONS, permissionsToGrant, type GraphPermission } from './permissions';
-export { ActionStore, ACTION_PARTITION, PENDING_PARTITION, logPartition } from './actionLog';
-export { effectiveMode, isGuid, isResponseMode, DEFAULT_CAPS, SHIPPED_FIRST_PARTY_APP_IDS, type CapLimits } from './guards';
+export { effectiveMode, isResponseMode, DEFAULT_CAPS, type CapLimits } from './guards';
 export type { ActionLogEntry, ActionRecord, PlannedAction, ResponseConfig, ResponderDeps, ResponsePlan } from './types';

@@ -175,13 +175,13 @@ async function decide(context: ResponseContext, alert: Alert, planned: PlannedAc
 const CLAIM_LEASE_MS = 5 * 60_000;
 
 /**
- * Final decisions stay final. Exceptions: a dry-run (or off) decision may be replaced by a live one
+ * Final decisions stay final. Exceptions: a dry-run decision may be replaced by a live one
  * when the mode was raised; a transient Graph failure may be retried; a claim whose decider died
  * before recording a decision may be taken over once its lease lapsed.
  */
 function mayRedecide(existing: ActionRecord, mode: ResponseMode, nowMs: number): boolean {
   if (existing.deciding) return nowMs - Date.parse(existing.decidedAt) > CLAIM_LEASE_MS;
-  if ((existing.outcome === 'planned' || existing.mode === 'off') && MODE_ORDER.indexOf(mode) > MODE_ORDER.indexOf(existing.mode)) return true;
+  if (existing.outcome === 'planned' && MODE_ORDER.indexOf(mode) > MODE_ORDER.indexOf(existing.mode)) return true;
   return existing.outcome === 'failed' && existing.errorCode === 'GRAPH_TRANSIENT';
 }
 

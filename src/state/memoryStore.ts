@@ -34,6 +34,25 @@ export interface MemoryStateStoreStats {
   conflicts: number;
 }
 
+/**
+ * Deep copy of a stored value. State values are JSON-shaped (the Table adapter serializes them),
+ * so plain objects and arrays are copied by hand, which is several times faster than
+ * structuredClone for the small records the engine writes; anything else falls back to it.
+ */
+function cloneValue<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = cloneValue(value[i]);
+    return out as T;
+  }
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return structuredClone(value);
+  const out: Record<string, unknown> = {};
+  for (const key in value as Record<string, unknown>) out[key] = cloneValue((value as Record<string, unknown>)[key]);
+  return out as T;
+}
+
 function keyId(key: StateKey): string {
   return `${key.partition}\u0000${key.row}`;
 }
@@ -47,7 +66,7 @@ export class MemoryStateStore implements StateStore {
 
   constructor(options: MemoryStateStoreOptions = {}) {
     this.#clock = options.clock ?? systemClock;
-    this.#copy = options.copyValues === false ? (value) => value : (value) => (value === undefined ? value : structuredClone(value));
+    this.#copy = options.copyValues === false ? (value) => value : cloneValue;
   }
 
   #live(partition: string, row: string): StoredRecord | undefined {

@@ -105,14 +105,16 @@ export function putStringParts(entity: Record<string, unknown>, name: string, pa
   entity[`${name}Parts`] = parts.length;
 }
 
-/** Reads back what `putStringParts` wrote; undefined when the property set is absent. */
+/** Reads back what `putStringParts` wrote; undefined when the property set is absent, an error when it is incomplete. */
 export function joinStringParts(entity: Record<string, unknown>, name: string): string | undefined {
   const count = Number(entity[`${name}Parts`] ?? 0);
   if (!count) return undefined;
   let text = '';
   for (let index = 0; index < count; index++) {
     const part = entity[index === 0 ? name : `${name}${index}`];
-    if (typeof part !== 'string') return undefined;
+    if (typeof part !== 'string') {
+      throw new AgentwatchError('STATE_UNAVAILABLE', `stored entity ${String(entity.partitionKey)}/${String(entity.rowKey)} lacks part ${index + 1} of ${count} of ${name}`);
+    }
     text += part;
   }
   return text;
@@ -133,8 +135,7 @@ export function estimateEntityBytes(entity: Record<string, unknown>): number {
     bytes += 8 + name.length * 2;
     if (typeof value === 'string') bytes += 4 + value.length * 2;
     else if (typeof value === 'boolean') bytes += 1;
-    else if (typeof value === 'object' && value !== null && 'type' in value && 'value' in value) bytes += 8;
-    else bytes += 8;
+    else bytes += 8; // numbers and typed Int64 values
   }
   return bytes;
 }
@@ -258,7 +259,12 @@ export function tableClientFromSettings(settings: Settings, tableName: string, o
   const connectionString = settings.AGENTWATCH_STATE_CONNECTION_STRING;
   if (connectionString) {
     const insecure = /UseDevelopmentStorage=true/i.test(connectionString) || /TableEndpoint=http:/i.test(connectionString) || /DefaultEndpointsProtocol=http;/i.test(connectionString);
-    return TableClient.fromConnectionString(connectionString, tableName, { ...clientOptions, allowInsecureConnection: insecure });
+    try {
+      return TableClient.fromConnectionString(connectionString, tableName, { ...clientOptions, allowInsecureConnection: insecure });
+    } catch (error) {
+      // The value holds an account key: name the setting, never echo it.
+      throw new ConfigError([{ file: 'environment', path: 'AGENTWATCH_STATE_CONNECTION_STRING', message: 'not a usable Table Storage connection string (expected AccountName, AccountKey and TableEndpoint or EndpointSuffix)' }], { cause: error });
+    }
   }
   const endpoint = settings.AGENTWATCH_STATE_TABLE_ENDPOINT;
   if (!endpoint) {
@@ -365,13 +371,15 @@ export class RequestGate {
   constructor(private readonly limit: number) {}
 
   async run<T>(request: () => Promise<T>): Promise<T> {
+    // A finishing request hands its slot straight to the next waiter, so no newcomer can slip in between.
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
+    else this.active++;
     try {
       return await request();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 }
@@ -434,6 +442,7 @@ interface PreparedWrite extends PlannedOperation {
   action: TableAction;
   entity: TableEntity<Record<string, unknown>>;
   etag?: string;
+  expiresAt?: number;
 }
 
 interface TransactionOutcome {
@@ -443,6 +452,8 @@ interface TransactionOutcome {
 
 /** How many create→replace re-submissions one transaction may need before it is called a conflict. */
 const MAX_RESUBMISSIONS = 8;
+/** Etags whose record expiry this store remembers (see `expiryByEtag`); the oldest are forgotten first. */
+const REMEMBERED_EXPIRIES = 50_000;
 
 export class TableStateStore implements StateStore {
   readonly table: TableClient;
@@ -451,6 +462,12 @@ export class TableStateStore implements StateStore {
   private readonly retry: RetryPolicy;
   private readonly partitionConcurrency: number;
   private readonly gate: RequestGate;
+  /**
+   * Expiry of the records this store handed out, by etag. The service would accept a replace with
+   * the etag of a record that has expired since it was read; for the port that record is gone, so
+   * such a write is a conflict, decided here without a round trip.
+   */
+  private readonly expiryByEtag = new Map<string, number>();
   private readonly counters: TableStateStats = { entityWrites: 0, transactions: 0, reads: 0, queryPages: 0, conflicts: 0, reusedExpiredRows: 0, retries: 0 };
 
   /** The table must exist; `createTableStateStore` creates it. */
@@ -526,7 +543,9 @@ export class TableStateStore implements StateStore {
         transaction.forEach((write, position) => {
           const etag = outcome.etags?.[position];
           // A tombstone's etag is not handed out: for the port a deleted key has none.
-          if (etag && write.entity.tombstone !== true) etags.set(stateKeyId(write.key), etag);
+          if (!etag || write.entity.tombstone === true) return;
+          etags.set(stateKeyId(write.key), etag);
+          this.rememberExpiry(etag, write.expiresAt);
         });
       }
     });
@@ -571,12 +590,26 @@ export class TableStateStore implements StateStore {
     }
     const ifMatch = write.ifMatch;
     const action: TableAction = ifMatch === '*' || (write.op === 'delete' && ifMatch === undefined) ? 'upsert' : ifMatch === undefined ? 'create' : 'update';
-    return { key: write.key, partitionKey, rowKey, action, entity, etag: action === 'update' ? ifMatch : undefined, bytes: transactionBytes(entity) };
+    return {
+      key: write.key,
+      partitionKey,
+      rowKey,
+      action,
+      entity,
+      etag: action === 'update' ? ifMatch : undefined,
+      expiresAt: write.op === 'put' ? write.expiresAt : undefined,
+      bytes: transactionBytes(entity),
+    };
   }
 
   /** Sends one transaction; on a precondition failure decides between "conflict" and "re-submit". */
   private async submit(transaction: PreparedWrite[], now: number): Promise<TransactionOutcome> {
     const partition = transaction[0]!.key.partition;
+    const expired = transaction.find((write) => write.action === 'update' && (this.expiryByEtag.get(write.etag!) ?? Infinity) <= now);
+    if (expired) {
+      this.counters.conflicts++;
+      return { conflict: new Error(`${expired.key.partition}/${expired.key.row}: the record this etag names has expired`) };
+    }
     for (let round = 0; round <= MAX_RESUBMISSIONS; round++) {
       try {
         const response = await this.withRetry(
@@ -656,7 +689,15 @@ export class TableStateStore implements StateStore {
     } catch (error) {
       throw new AgentwatchError('STATE_UNAVAILABLE', `stored state ${key.partition}/${key.row} is not valid JSON (${json?.length ?? 0} characters in ${String(entity.valueJsonParts)} part(s))`, { cause: error });
     }
-    return { key, value, etag: String(entity.etag), ...(expiresAt !== undefined ? { expiresAt } : {}) };
+    const etag = String(entity.etag);
+    this.rememberExpiry(etag, expiresAt);
+    return { key, value, etag, ...(expiresAt !== undefined ? { expiresAt } : {}) };
+  }
+
+  private rememberExpiry(etag: string, expiresAt: number | undefined): void {
+    if (expiresAt === undefined) return;
+    if (this.expiryByEtag.size >= REMEMBERED_EXPIRIES) this.expiryByEtag.delete(this.expiryByEtag.keys().next().value!);
+    this.expiryByEtag.set(etag, expiresAt);
   }
 
   private withRetry<T>(operation: string, attempt: () => Promise<T>, passThrough?: (error: unknown) => boolean): Promise<T> {

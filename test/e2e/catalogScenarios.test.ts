@@ -11,11 +11,13 @@
  * side effects the incident is expected to raise too (a takeover also adds a credential, exchanges
  * from a new IP …).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/alerts/types';
+import { loadBases, scenarioBodies } from '../../scripts/gen-demo';
 import { replayNdjson } from '../support/replayCli';
 
 const SCENARIOS = join(__dirname, '..', 'fixtures', 'scenarios', 'catalog');
@@ -153,6 +155,14 @@ describe('catalog scenarios replayed through `agentwatch replay --output ndjson`
     for (const id of Object.keys(KEY_ENTITY_TYPES)) {
       expect(existsSync(join(__dirname, '..', '..', 'detections', `${id}.yaml`)), id).toBe(true);
       expect(existsSync(join(SCENARIOS, `${id}.ndjson.gz`)), id).toBe(true);
+    }
+  });
+
+  it('the committed streams are what scripts/gen-demo.ts writes now (`node dist/scripts/gen-demo.js --scenarios`)', () => {
+    const bases = loadBases(join(__dirname, '..', '..'));
+    for (const id of Object.keys(EXPECTED)) {
+      const committed = gunzipSync(readFileSync(join(SCENARIOS, `${id}.ndjson.gz`))).toString('utf8');
+      expect(committed, id).toBe(`${scenarioBodies(bases, id).join('\n')}\n`);
     }
   });
 

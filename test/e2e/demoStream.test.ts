@@ -5,8 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/alerts/types';
+import { demoBodies, loadBases } from '../../scripts/gen-demo';
 import { replayNdjson } from '../support/replayCli';
 
 const REPO = join(__dirname, '..', '..');
@@ -78,5 +80,10 @@ describe('the demo stream', () => {
       ]),
     );
     expect(chain[0]!.actions.map((action) => `${action.action}:${action.mode}`)).toEqual(['confirmCompromised:dryRun', 'disableAgentIdentity:dryRun']);
+  });
+
+  it('is byte for byte what scripts/gen-demo.ts writes now (regenerate with `node dist/scripts/gen-demo.js`)', () => {
+    const committed = gunzipSync(readFileSync(DEMO)).toString('utf8');
+    expect(committed).toBe(`${demoBodies(loadBases(REPO)).join('\n')}\n`);
   });
 });

@@ -7,11 +7,11 @@
  *   no record is agentic — the two carrying `properties.agent` say notAgentic, the rest predate the
  *   block — so every one normalizes to flow `nonAgent`: no T1 exchange, no T2, no OBO, and no
  *   client is a Copilot Studio connector of a known maker. Every sign-in detection needs one of those.
- * - AuditLogs: `Add service principal credentials` and seven `Update service principal` with
- *   KeyDescription target "billing-test-wus", an ordinary service principal (a managed identity's
- *   app), which nothing in the stream shows to be a blueprint, blueprint principal, agent identity
- *   or classic agent; `Add member to role` failed and names a service principal, not an agent
- *   user; `Update device` / `Update policy` are nobody's concern here.
+ * - AuditLogs: `Add service principal credentials` (a new certificate, key d747da7e-…) and seven
+ *   `Update service principal` target "billing-test-wus", an ordinary service principal changed by
+ *   Managed Service Identity, which nothing in the stream shows to be a blueprint, blueprint
+ *   principal, agent identity or classic agent; `Add member to role` failed and names that service
+ *   principal, not an agent user; `Update device` / `Update policy` concern no detection.
  * - RiskyUsers / UserRiskEvents put real test users at medium and high risk: risky-user-obo
  *   remembers them, but no agent acts on their behalf.
  * - No AgentRiskEvents, RiskyAgents or AgentsInfo records exist in the corpus.

@@ -1,5 +1,6 @@
 /**
- * `agentwatch replay --output ndjson test/fixtures/scenarios/takeover.ndjson`: the takeover
+ * `agentwatch replay --output ndjson test/fixtures/scenarios/takeover.ndjson` (the compiled CLI, as
+ * `npx agentwatch` runs it; `npm test` builds first): the takeover
  * scenario raises the takeover chain and the credential-used alert, and each alert's `actions`
  * shows the planned containment in `dryRun` — replay never has a Graph client and never acts.
  *
@@ -18,10 +19,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { Alert } from '../../src/alerts/types';
-import { command as replay } from '../../src/cli/commands/replay';
+import { replayNdjson } from '../support/replayCli';
 
 const SCENARIO = join(__dirname, '..', 'fixtures', 'scenarios', 'takeover.ndjson');
 const BLUEPRINT_APP = 'b1a00000-0000-4000-8000-000000000001';
@@ -29,23 +28,10 @@ const AGENT = 'a1d00000-0000-4000-8000-000000000011';
 const NEW_SECRET = '5ec00000-0000-4000-8000-0000000000e1';
 const REQUIRED_RULES = ['agent-takeover-chain', 'blueprint-credential-added-then-used'].map((id) => join(__dirname, '..', '..', 'detections', `${id}.yaml`));
 
-async function runReplay(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => (out += String(chunk)));
-  stderr.on('data', (chunk) => (err += String(chunk)));
-  const code = await replay.run(args, { stdout, stderr, stdin: new PassThrough(), env: {}, cwd: process.cwd() });
-  return { code, stdout: out, stderr: err };
-}
-
 describe.skipIf(!REQUIRED_RULES.every((file) => existsSync(file)))('replay of the takeover scenario shows the planned response in dryRun', () => {
   it('prints one JSON alert per line, with the containment the rules propose planned in dryRun and nothing acted on', async () => {
-    const { code, stdout, stderr } = await runReplay(['--output', 'ndjson', SCENARIO]);
+    const { code, stderr, alerts } = await replayNdjson([SCENARIO]);
     expect(code, stderr).toBe(0);
-    const lines = stdout.split('\n').filter(Boolean);
-    const alerts = lines.map((line) => JSON.parse(line) as Alert);
     expect(alerts.length).toBeGreaterThan(0);
 
     const chain = alerts.filter((alert) => alert.detectionId === 'agent-takeover-chain');
@@ -70,9 +56,8 @@ describe.skipIf(!REQUIRED_RULES.every((file) => existsSync(file)))('replay of th
   });
 
   it('replaying the scenario twice in one run plans each action once', async () => {
-    const { code, stdout } = await runReplay(['--output', 'ndjson', SCENARIO, SCENARIO]);
+    const { code, alerts } = await replayNdjson([SCENARIO, SCENARIO]);
     expect(code).toBe(0);
-    const alerts = stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Alert);
     const planned = alerts.flatMap((alert) => alert.actions.filter((action) => action.outcome === 'planned').map((action) => action.actionId));
     expect(planned.length).toBeGreaterThanOrEqual(3);
     expect(new Set(planned).size).toBe(planned.length);

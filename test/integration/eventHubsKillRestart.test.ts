@@ -11,14 +11,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TableClient } from '@azure/data-tables';
-import { EventHubProducerClient } from '@azure/event-hubs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/alerts/types';
-import { TableCheckpointStore } from '../../src/host/tableCheckpointStore';
 import { startAzuriteTables, type AzuriteTables } from '../support/azurite';
 import { startFakeEventHubsProcess, type FakeEventHubsProcess } from '../support/fakeEventHubs';
-import { AGENT_A, buildScenario, referenceAlerts, type Scenario } from './eventHubsScenario';
+import { AGENT_A, buildScenario, checkpointStoreOn, fullyCheckpointed, produceScenario, referenceAlerts, type Scenario } from './eventHubsScenario';
 
 const repoRoot = join(__dirname, '..', '..');
 const cli = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
@@ -90,25 +87,14 @@ function alertsInFile(file: string): Alert[] {
     .map((line) => JSON.parse(line) as Alert);
 }
 
-const checkpointStore = () => new TableCheckpointStore(TableClient.fromConnectionString(azurite.connectionString, 'agentwatchcheckpoints', { allowInsecureConnection: true }));
 const lastSequence = () => Object.fromEntries(Object.entries(scenario.partitions).map(([partitionId, bodies]) => [partitionId, bodies.length - 1]));
-
-async function fullyCheckpointed(): Promise<boolean> {
-  const checkpoints = await checkpointStore().listCheckpoints('127.0.0.1', HUB, GROUP).catch(() => []);
-  const last = lastSequence();
-  return Object.keys(last).every((partitionId) => checkpoints.some((checkpoint) => checkpoint.partitionId === partitionId && checkpoint.sequenceNumber === last[partitionId]));
-}
 
 beforeAll(async () => {
   if (!existsSync(cli)) throw new Error('dist/src/cli/main.js is missing: run `npm run build` (npm test does it first)');
   [azurite, fake] = await Promise.all([startAzuriteTables(), startFakeEventHubsProcess({ hubs: { [HUB]: ['0', '1'] } })]);
   workDir = mkdtempSync(join(tmpdir(), 'agentwatch-killrestart-'));
   reference = await referenceAlerts(scenario);
-  const producer = new EventHubProducerClient(fake.connectionString(), HUB);
-  for (const [partitionId, bodies] of Object.entries(scenario.partitions)) {
-    for (let index = 0; index < bodies.length; index += 20) await producer.sendBatch(bodies.slice(index, index + 20).map((body) => ({ body })), { partitionId });
-  }
-  await producer.close();
+  await produceScenario(fake.connectionString(), HUB, scenario, 20);
 });
 
 afterAll(async () => {
@@ -125,17 +111,24 @@ describe('kill the consumer mid-stream and restart it', () => {
 
   beforeAll(async () => {
     firstRun = startConsumer(alertsFile());
-    // Kill as the next batch enters the pipeline: mid-batch, some of its effects stored, its
-    // checkpoint not written — the restart must redeliver it and change nothing twice.
-    await waitFor('four checkpoints from the first run', () => firstRun.lines.filter((line) => line.message === 'checkpoint').length >= 4);
-    const seen = firstRun.lines.length;
-    await waitFor('the next batch to arrive', () => firstRun.lines.slice(seen).some((line) => line.message === 'batch received'));
+    // Kill as a batch holding agent failures enters the pipeline: mid-batch, some of its effects
+    // (window counts) stored, its checkpoint not written — the restart must redeliver it and count
+    // nothing twice.
+    await waitFor('a batch with agent failures to arrive after some checkpoints', () => {
+      if (!firstRun.lines.some((line) => line.message === 'checkpoint')) return false;
+      return firstRun.lines.some((line) => {
+        if (line.message !== 'batch received') return false;
+        const positions = scenario.failureBodyPositions[String(line.partitionId)] ?? [];
+        return positions.some((position) => position >= Number(line.firstSequenceNumber) && position <= Number(line.lastSequenceNumber));
+      });
+    });
     process.kill(firstRun.child.pid!, 'SIGKILL');
     await firstRun.exited;
-    checkpointsAtKill = (await checkpointStore().listCheckpoints('127.0.0.1', HUB, GROUP)).map(({ partitionId, sequenceNumber }) => ({ partitionId, sequenceNumber }));
+    checkpointsAtKill = (await checkpointStoreOn(azurite.connectionString).listCheckpoints('127.0.0.1', HUB, GROUP)).map(({ partitionId, sequenceNumber }) => ({ partitionId, sequenceNumber }));
 
     secondRun = startConsumer(alertsFile());
-    await waitFor('the second run to checkpoint every partition at its last event', fullyCheckpointed, 90_000);
+    const checkpoints = checkpointStoreOn(azurite.connectionString);
+    await waitFor('the second run to checkpoint every partition at its last event', () => fullyCheckpointed(checkpoints, HUB, GROUP, scenario), 90_000);
     const expectedIds = new Set(reference.map((alert) => alert.id));
     // Alerts a killed delivery left pending reach the file through the redrive once their lease ends.
     await waitFor('every expected alert in the file', () => [...expectedIds].every((id) => alertsInFile(alertsFile()).some((alert) => alert.id === id)), 30_000);

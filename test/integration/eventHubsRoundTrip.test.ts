@@ -9,15 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TableClient } from '@azure/data-tables';
-import { EventHubProducerClient } from '@azure/event-hubs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/alerts/types';
 import type { LogLevel } from '../../src/ports';
 import { runLocalConsumer, type LocalRunReport } from '../../src/host/local';
-import { TableCheckpointStore } from '../../src/host/tableCheckpointStore';
 import { startAzuriteTables, type AzuriteTables } from '../support/azurite';
 import { startFakeEventHubsProcess, type FakeEventHubsProcess } from '../support/fakeEventHubs';
-import { AGENT_A, BLUEPRINT_APP_ID, CapturingUploader, UNREADABLE_BODY, buildScenario, referenceAlerts, type Scenario } from './eventHubsScenario';
+import { AGENT_A, BLUEPRINT_APP_ID, CapturingUploader, UNREADABLE_BODY, buildScenario, checkpointStoreOn, fullyCheckpointed, produceScenario, referenceAlerts, type Scenario } from './eventHubsScenario';
 
 const HUB = 'entra-logs';
 /** The alerts this scenario must raise (DETECTIONS.md); the reference run must agree. */
@@ -57,12 +55,9 @@ async function consumeAll(consumerGroup: string, uploader: CapturingUploader, al
     balanceIntervalMs: 1_000,
     signal: stop.signal,
   });
-  const checkpoints = new TableCheckpointStore(TableClient.fromConnectionString(azurite.connectionString, 'agentwatchcheckpoints', { allowInsecureConnection: true }));
-  const lastSequence = Object.fromEntries(Object.entries(scenario.partitions).map(([partitionId, bodies]) => [partitionId, bodies.length - 1]));
+  const checkpoints = checkpointStoreOn(azurite.connectionString);
   const deadline = Date.now() + 60_000;
-  for (;;) {
-    const done = (await checkpoints.listCheckpoints('127.0.0.1', HUB, consumerGroup).catch(() => [])).filter((checkpoint) => checkpoint.sequenceNumber === lastSequence[checkpoint.partitionId]);
-    if (done.length === Object.keys(lastSequence).length) break;
+  while (!(await fullyCheckpointed(checkpoints, HUB, consumerGroup, scenario))) {
     if (Date.now() > deadline) throw new Error(`consumer did not finish: ${JSON.stringify(lines.slice(-5))}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -74,12 +69,7 @@ beforeAll(async () => {
   [azurite, fake] = await Promise.all([startAzuriteTables(), startFakeEventHubsProcess({ hubs: { [HUB]: ['0', '1'] } })]);
   workDir = mkdtempSync(join(tmpdir(), 'agentwatch-roundtrip-'));
   reference = await referenceAlerts(scenario);
-  const producer = new EventHubProducerClient(fake.connectionString(), HUB);
-  for (const [partitionId, bodies] of Object.entries(scenario.partitions)) {
-    // Several sends per partition, as a diagnostic setting does; each body is one event.
-    for (let index = 0; index < bodies.length; index += 10) await producer.sendBatch(bodies.slice(index, index + 10).map((body) => ({ body })), { partitionId });
-  }
-  await producer.close();
+  await produceScenario(fake.connectionString(), HUB, scenario, 10);
 });
 
 afterAll(async () => {

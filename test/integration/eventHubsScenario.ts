@@ -15,10 +15,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TableClient } from '@azure/data-tables';
+import { EventHubProducerClient } from '@azure/event-hubs';
 import { MemoryAlertSink } from '../../src/alerts/consoleSinks';
 import type { AlertUploader, UploadReceipt } from '../../src/alerts/outbox';
 import type { Alert } from '../../src/alerts/types';
 import { buildApp } from '../../src/app';
+import { TableCheckpointStore } from '../../src/host/tableCheckpointStore';
 
 const RECORDS = join(__dirname, '..', 'fixtures', 'records');
 type EntraRecord = Record<string, unknown> & { properties: Record<string, unknown> };
@@ -41,6 +44,8 @@ export interface Scenario {
   /** Record ids of agent A's ten failures (the evidence of its alert). */
   agentAFailureIds: string[];
   agentBFailureIds: string[];
+  /** Sequence numbers (positions) of the failure bodies, per partition. */
+  failureBodyPositions: Record<string, number[]>;
   recordCount: number;
   skippedCount: number;
 }
@@ -145,6 +150,10 @@ export function buildScenario(fillerBodies: number): Scenario {
     partitions: { '0': partition0, '1': partition1 },
     agentAFailureIds: agentAFailures.map((record) => String(record.properties.id)),
     agentBFailureIds: agentBFailures.map((record) => String(record.properties.id)),
+    failureBodyPositions: {
+      '0': failureBodies.filter((_, index) => index % 2 === 0).map((body) => partition0.indexOf(body)),
+      '1': failureBodies.filter((_, index) => index % 2 === 1).map((body) => partition1.indexOf(body)),
+    },
     recordCount: records.length,
     skippedCount: records.filter((record) => record.category === 'ProvisioningLogs').length,
   };
@@ -171,4 +180,27 @@ export class CapturingUploader implements AlertUploader {
   get deliveredIds(): string[] {
     return this.uploads.flat().map((alert) => alert.id);
   }
+}
+
+/** Sends every body with the real producer, partition by partition, `perSend` events per batch (as a diagnostic setting sends several). */
+export async function produceScenario(connectionString: string, hub: string, scenario: Scenario, perSend: number): Promise<void> {
+  const producer = new EventHubProducerClient(connectionString, hub);
+  try {
+    for (const [partitionId, bodies] of Object.entries(scenario.partitions)) {
+      for (let index = 0; index < bodies.length; index += perSend) await producer.sendBatch(bodies.slice(index, index + perSend).map((body) => ({ body })), { partitionId });
+    }
+  } finally {
+    await producer.close();
+  }
+}
+
+/** The checkpoint table the local consumer writes (on the state account). */
+export function checkpointStoreOn(tableConnectionString: string): TableCheckpointStore {
+  return new TableCheckpointStore(TableClient.fromConnectionString(tableConnectionString, 'agentwatchcheckpoints', { allowInsecureConnection: true }));
+}
+
+/** True once the consumer group has checkpointed every partition at its last event. The loopback endpoint's namespace is 127.0.0.1. */
+export async function fullyCheckpointed(store: TableCheckpointStore, hub: string, consumerGroup: string, scenario: Scenario): Promise<boolean> {
+  const checkpoints = await store.listCheckpoints('127.0.0.1', hub, consumerGroup).catch(() => []);
+  return Object.entries(scenario.partitions).every(([partitionId, bodies]) => checkpoints.some((checkpoint) => checkpoint.partitionId === partitionId && checkpoint.sequenceNumber === bodies.length - 1));
 }

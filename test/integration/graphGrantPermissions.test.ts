@@ -3,6 +3,7 @@ import { PassThrough } from 'node:stream';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { command, grantPermissions, parseArgs } from '../../src/cli/commands/grantPermissions';
 import { permissionsToGrant } from '../../src/response/permissions';
+import { runCli } from '../support/replayCli';
 import { GRAPH_ERRORS, fakeCredential, useFakeGraph, type FakeGraph } from '../support/fakeGraph';
 
 const MI = '99999999-1111-2222-3333-444444444444';
@@ -83,16 +84,17 @@ describe('agentwatch grant-permissions', () => {
     expect(graph.writes()).toEqual([]);
   });
 
-  it('parses its arguments strictly; a bad principal id is a usage error (exit 2)', async () => {
+  it('parses its arguments strictly; a bad principal id is a usage error (exit 2) of the registered command', async () => {
     expect(parseArgs(['--principal-id', MI.toUpperCase(), '--actions=all', '--dry-run'])).toEqual({ principalId: MI, actions: ['confirmCompromised', 'disableAgentIdentity', 'disableBlueprintPrincipal', 'removeBlueprintCredential', 'revokeAgentUserSessions'], dryRun: true });
     expect(parseArgs(['--principal-id', MI, '--actions', 'none'])).toMatchObject({ actions: [] });
     expect(parseArgs([])).toBe('--principal-id is required');
     expect(parseArgs(['--principal-id', 'my-function'])).toMatch(/must be an object id/);
     expect(parseArgs(['--principal-id', MI, '--actions', 'nuke'])).toMatch(/unknown action\(s\) nuke/);
-    const { io, text } = capture();
-    const code = await command.run(['--principal-id', 'nope'], { ...io, stdin: new PassThrough(), env: {}, cwd: process.cwd() });
-    expect(code).toBe(2);
-    expect(text().stderr).toContain(command.usage.split('\n')[0]!);
+    // Through the compiled CLI's command table, as `npx agentwatch grant-permissions` runs it.
+    const run = await runCli(['grant-permissions', '--principal-id', 'nope']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('--principal-id must be an object id');
+    expect(run.stderr).toContain(command.usage.split('\n')[0]!);
     expect(permissionsToGrant(['disableAgentIdentity'])).toEqual(['AgentIdentity.Read.All', 'Application.Read.All', 'User.Read.All', 'ThreatHunting.Read.All', 'AgentIdentity.EnableDisable.All']);
   });
 });

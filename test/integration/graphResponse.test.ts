@@ -3,9 +3,11 @@
  * real Graph client (TokenCredentialAuthenticationProvider, TLS) against the local HTTPS Graph
  * stand-in, and every test asserts the exact requests the server saw.
  */
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/alerts/types';
 import { MemoryStateStore } from '../../src/state/memoryStore';
+import { createTableStateStore } from '../../src/state/tableStore';
+import { startAzuriteTables, type AzuriteTables } from '../support/azurite';
 import { createGraphActions, createResponder, handleApprovalRequest, type ResponseConfig, type ResponsePlan } from '../../src/response';
 import type { GraphActionsAdapter } from '../../src/response/graphActions';
 import { GRAPH_ERRORS, fakeCredential, useFakeGraph, type FakeGraph } from '../support/fakeGraph';
@@ -331,5 +333,39 @@ describe('response actions through the real Graph client against a local HTTPS G
     const [alert] = await responder().respond([alertWith(autoDisable, { agentIdentityId: 'not-a-guid' })]);
     expect(alert!.actions[0]).toMatchObject({ outcome: 'skipped', reason: expect.stringMatching(/is not a GUID/) });
     expect(graph.requests).toEqual([]);
+  });
+});
+
+describe('the action log, approval queue, idempotency markers and cap counters on Table Storage (Azurite)', () => {
+  const fake = useFakeGraph();
+  let azurite: AzuriteTables;
+  beforeAll(async () => {
+    azurite = await startAzuriteTables();
+  });
+  afterAll(async () => {
+    await azurite?.stop();
+  });
+
+  it('queues, approves once, refuses a duplicate and holds the cap across two responder instances sharing the table', async () => {
+    const graph = fake.graph;
+    const clock = { now: () => NOW };
+    const state = await createTableStateStore({ AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString, AGENTWATCH_STATE_TABLE: 'responsestate' }, { clock });
+    const actions = createGraphActions({ credential: fakeCredential(TOKEN), baseUrl: graph.baseUrl });
+    const other = 'b0b0b0b0-1111-2222-3333-444444444444';
+    graph.addObject('servicePrincipals', agentIdentity(AGENT)).addObject('servicePrincipals', agentIdentity(other));
+    const deps = { graph: actions, state, config: { ...ALL_AUTO, caps: { perHour: 1, perBlueprintPerHour: 1 } }, clock };
+
+    const [first] = await createResponder(deps).respond([alertWith(autoDisable)]);
+    const [capped] = await createResponder(deps).respond([alertWith(autoDisable, { id: 'alert-2', dedupKey: 'agent-takeover-chain:second', agentIdentityId: other })]);
+    const [duplicate] = await createResponder(deps).respond([alertWith(autoDisable)]);
+    expect([first, capped, duplicate].map((alert) => alert!.actions[0]!.outcome)).toEqual(['succeeded', 'pendingApproval', 'skipped']);
+    expect(graph.writes().map((r) => r.path)).toEqual([`/v1.0/servicePrincipals/${AGENT}/microsoft.graph.agentIdentity`]);
+
+    const pending = await handleApprovalRequest({ method: 'GET', headers: new Headers(), json: async () => undefined }, deps);
+    expect(pending.jsonBody).toMatchObject({ pending: [{ actionId: capped!.actions[0]!.actionId, targetId: other }] });
+    const approved = await handleApprovalRequest({ method: 'POST', headers: new Headers(), json: async () => ({ actionId: capped!.actions[0]!.actionId, decision: 'approve', approver: 'soc@contoso.com' }) }, deps);
+    expect(approved).toMatchObject({ status: 200, jsonBody: { action: { outcome: 'succeeded' } } });
+    expect(graph.writes().map((r) => r.path)).toEqual([`/v1.0/servicePrincipals/${AGENT}/microsoft.graph.agentIdentity`, `/v1.0/servicePrincipals/${other}/microsoft.graph.agentIdentity`]);
+    expect(await handleApprovalRequest({ method: 'GET', headers: new Headers(), json: async () => undefined }, deps)).toMatchObject({ jsonBody: { pending: [] } });
   });
 });

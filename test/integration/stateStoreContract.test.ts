@@ -158,6 +158,19 @@ const cases: ContractCase[] = [
     },
   },
   {
+    name: 'TTL: a replace or delete with the etag of a record that has expired since is a conflict',
+    run: async ({ store, clock }) => {
+      const replaced = key('window|agent', 'replaced');
+      const deleted = key('window|agent', 'deleted');
+      await store.commit([create(replaced, 'v1', T0 + 1_000), create(deleted, 'v1', T0 + 1_000)]);
+      const [forReplace, forDelete] = [(await store.get(replaced))!, (await store.get(deleted))!];
+      clock.advance(1_000);
+      await expect(store.commit([replace(replaced, 'v2', forReplace.etag, T0 + 60_000)])).rejects.toMatchObject({ code: 'STATE_CONFLICT', keys: [replaced] });
+      await expect(store.commit([{ op: 'delete', key: deleted, ifMatch: forDelete.etag }])).rejects.toMatchObject({ code: 'STATE_CONFLICT', keys: [deleted] });
+      expect(await store.get(replaced)).toBeUndefined();
+    },
+  },
+  {
     name: 'list returns exactly the live rows of the partition that start with the prefix',
     run: async ({ store }) => {
       await store.commit([

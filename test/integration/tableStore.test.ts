@@ -336,5 +336,8 @@ describe('TableStateStore: restart and failures', () => {
     const second = await createTableStateStore(settings);
     expect((await second.get(key('p', 'r')))?.value).toBe('kept');
     await expect(createTableStateStore({})).rejects.toMatchObject({ code: 'CONFIG_INVALID', problems: [expect.objectContaining({ path: 'AGENTWATCH_STATE_TABLE_ENDPOINT' })] });
+    const malformed = createTableStateStore({ AGENTWATCH_STATE_CONNECTION_STRING: 'AccountKey=not-a-real-key-but-secret-looking' });
+    await expect(malformed).rejects.toMatchObject({ code: 'CONFIG_INVALID', problems: [expect.objectContaining({ path: 'AGENTWATCH_STATE_CONNECTION_STRING' })] });
+    await expect(malformed).rejects.not.toThrow(/secret-looking/);
   });
 });

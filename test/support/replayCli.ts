@@ -7,7 +7,6 @@ import { PassThrough } from 'node:stream';
 import type { Alert } from '../../src/alerts/types';
 import type { CliIO, ExitCode } from '../../src/cli/io';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { main } = require('../../dist/src/cli/main.js') as { main(argv: string[], io: CliIO): Promise<ExitCode> };
 
 export interface CliRun {

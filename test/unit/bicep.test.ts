@@ -24,6 +24,7 @@ const ROLE = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3',
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb',
+  eventHubsDataSender: '2b629674-e913-4c01-ae53-ef4638d8f975',
 };
 const ENTRA_CATEGORIES = [
   'AuditLogs',
@@ -204,7 +205,10 @@ describe('role assignments', () => {
     expect(assignment('tableContributor')).toMatch(/scope: storage\b/);
     expect(assignment('tableContributor')).toContain('roleIds.storageTableDataContributor');
     expect(assignment('telemetryPublisher')).toMatch(/scope: appInsights\b/);
-    for (const name of ['hubReceiver', 'blobOwner', 'tableContributor', 'telemetryPublisher']) {
+    // The alerts hub is optional: its sender role exists only with it.
+    expect(source).toMatch(/resource alertsHubSender '[^']+' = if \(alertsHubEnabled\) \{/);
+    expect(assignment('alertsHubSender')).toMatch(/scope: alertsHub\b/);
+    for (const name of ['hubReceiver', 'blobOwner', 'tableContributor', 'telemetryPublisher', 'alertsHubSender']) {
       expect(assignment(name)).toMatch(/principalType: 'ServicePrincipal'/);
       // Deterministic names: re-deploying never creates a second assignment.
       expect(assignment(name)).toMatch(/name: guid\(/);

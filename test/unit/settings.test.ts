@@ -162,11 +162,12 @@ describe('start-up validation', () => {
     expect(byPath.AGENTWATCH_SENTINEL_DCR_ID).toMatch(/AGENTWATCH_SENTINEL_ENDPOINT/);
   });
 
-  it('asks the local consumer for an Event Hubs connection string or namespace', () => {
-    const error = configErrorOf(() => loadSettings({ AGENTWATCH_STATE_CONNECTION_STRING: 'UseDevelopmentStorage=true' }, 'local'));
-    expect(error.problems.map((problem) => problem.path)).toEqual(['AGENTWATCH_EVENTHUB_CONNECTION_STRING']);
+  it('asks the local consumer for an Event Hubs connection string or namespace, and for its state store, together', () => {
+    const error = configErrorOf(() => loadSettings({}, 'local'));
+    expect(error.problems.map((problem) => problem.path)).toEqual(['AGENTWATCH_EVENTHUB_CONNECTION_STRING', 'AGENTWATCH_STATE_CONNECTION_STRING']);
     expect(error.message).toContain('AGENTWATCH_EVENTHUB_NAMESPACE');
-    expect(loadSettings({ AGENTWATCH_EVENTHUB_NAMESPACE: 'contoso.servicebus.windows.net' }, 'local')).toMatchObject({
+    expect(error.message).toContain('AGENTWATCH_STATE_TABLE_ENDPOINT');
+    expect(loadSettings({ AGENTWATCH_EVENTHUB_NAMESPACE: 'contoso.servicebus.windows.net', AGENTWATCH_STATE_TABLE_ENDPOINT: 'https://contoso.table.core.windows.net' }, 'local')).toMatchObject({
       ENTRA_HUB: 'entra-logs',
       ENTRA_CONSUMER_GROUP: 'agentwatch',
       AGENTWATCH_CHECKPOINT_TABLE: 'agentwatchcheckpoints',

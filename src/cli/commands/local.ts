@@ -39,12 +39,15 @@ const DURATION_FLAGS = {
   '--outbox-lease': 'outboxLeaseMs',
 } as const;
 
+const VALUE_FLAGS = ['--alerts-file', '--batch-size', '--identifier', '--log-level'];
+
 /** Parses the options; a string is a usage error. */
 export function parseLocalArgs(args: readonly string[]): LocalArgs | string {
   const parsed: LocalArgs = { logLevel: 'info' };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    if (!(flag in DURATION_FLAGS) && !VALUE_FLAGS.includes(flag)) return `unknown option ${arg}`;
     const value = inline ?? args[i + 1];
     if (inline === undefined) i++;
     if (value === undefined || (inline === undefined && value.startsWith('--'))) return `${flag} needs a value`;
@@ -88,6 +91,10 @@ export const command: CliCommand = {
   summary: 'run the pipeline as a self-hosted Event Hubs consumer with checkpoints (npm run local)',
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<ExitCode> {
+    if (args.includes('--help') || args.includes('-h')) {
+      io.stdout.write(USAGE);
+      return 0;
+    }
     const parsed = parseLocalArgs(args);
     if (typeof parsed === 'string') {
       io.stderr.write(`agentwatch local: ${parsed}\n\n${USAGE}`);

@@ -3,7 +3,7 @@
  * `learningPeriod` of history. The first value a key ever shows is learned silently. Naturally
  * idempotent: a redelivered event finds its value known.
  */
-import { LIMITS, noteTime, pruneValues, rememberId, type KeyState, type KindOutcome } from './keyState';
+import { LIMITS, noteTime, pruneValues, type KeyState, type KindOutcome } from './keyState';
 
 export function applyFirstSeen(
   state: KeyState,
@@ -13,9 +13,9 @@ export function applyFirstSeen(
   historyStartMs: number,
 ): KindOutcome {
   if (values.length === 0) return { changed: false };
-  const memory = (state.vals ??= {});
   // The key's very first value only sets the baseline: there is nothing it could differ from.
-  const firstValues = Object.keys(memory).length === 0;
+  const firstValues = state.vals === undefined;
+  const memory = (state.vals ??= {});
   const fresh: string[] = [];
   let changed = false;
   for (const value of values) {
@@ -38,8 +38,7 @@ export function applyFirstSeen(
   if (!changed) return { changed: false, duplicate: true };
   const historyStart = Math.min(historyStartMs, state.first);
   noteTime(state, input.timeMs);
-  rememberId(state, input.hash, input.id);
-  const overflow = pruneValues(memory, state.max, rule.ttlMs, LIMITS.values);
+  const overflow = fresh.length > 0 && pruneValues(memory, state.max, rule.ttlMs, LIMITS.values);
   if (fresh.length === 0 || firstValues || input.timeMs - historyStart < rule.learningMs) return { changed: true, overflow };
   return { changed: true, overflow, fire: { evidence: [input.id], firstMs: input.timeMs, lastMs: input.timeMs, count: 1, distinct: fresh.length, distinctValues: fresh.sort() } };
 }

@@ -80,21 +80,36 @@ export function applySequence(state: KeyState, input: SequenceInput, rule: { win
   while (at > 0 && buffer[at - 1].t > entry.t) at--;
   buffer.splice(at, 0, entry);
 
-  const horizon = state.max - rule.windowMs - input.latenessMs;
-  let overflow = false;
-  while (buffer.length && buffer[0].t < horizon) buffer.shift();
-  if (buffer.length > LIMITS.sequenceBuffer) {
-    buffer.splice(0, buffer.length - LIMITS.sequenceBuffer);
-    overflow = true;
-  }
-  if (state.fired) state.fired = state.fired.filter(([, t]) => t >= horizon);
-  if (state.cancels) state.cancels = state.cancels.filter(([t]) => t >= horizon);
-
   const chain = findChain(buffer, entry, rule, state);
+  if (chain) (state.fired ??= []).push([chain[0].h, chain[0].t]);
+  const overflow = pruneSequence(state, rule.windowMs, input.latenessMs);
   if (!chain) return { changed: true, overflow };
-  (state.fired ??= []).push([chain[0].h, chain[0].t]);
   const evidence = [...new Set(chain.flatMap((step) => step.ev))].slice(0, LIMITS.evidence);
   return { changed: true, overflow, fire: { evidence, firstMs: chain[0].t, lastMs: chain[chain.length - 1].t, count: chain.length } };
+}
+
+/**
+ * Keeps what a future chain can still use: unfired first steps within window + lateness; a later
+ * step while an unfired first step precedes it within the window, or while an earlier step could
+ * still arrive late (its time is within the lateness bound). Then the oldest beyond the cap.
+ */
+function pruneSequence(state: KeyState, windowMs: number, latenessMs: number): boolean {
+  const horizon = state.max - windowMs - latenessMs;
+  const lateHorizon = state.max - latenessMs;
+  if (state.fired) state.fired = state.fired.filter(([, t]) => t >= horizon);
+  if (state.cancels) state.cancels = state.cancels.filter(([t]) => t >= horizon);
+  const fired = new Set((state.fired ?? []).map(([h]) => h));
+  const buffer = state.buf ?? [];
+  const anchors = buffer.filter((entry) => entry.m & 1 && !fired.has(entry.h) && entry.t >= horizon);
+  state.buf = buffer.filter((entry) => {
+    if (entry.t < horizon) return false;
+    if (entry.m & 1 && !fired.has(entry.h)) return true;
+    if (entry.t >= lateHorizon) return true;
+    return anchors.some((anchor) => anchor.t <= entry.t && entry.t - anchor.t <= windowMs);
+  });
+  if (state.buf.length <= LIMITS.sequenceBuffer) return false;
+  state.buf.splice(0, state.buf.length - LIMITS.sequenceBuffer);
+  return true;
 }
 
 /** A complete, ordered chain within the window that uses `mustInclude`, has an unfired anchor and no cancel inside. */

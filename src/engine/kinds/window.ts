@@ -120,16 +120,20 @@ export function applyDistinctCount(
   );
   if (admitted.duplicate) return { changed: false, duplicate: true };
   const memory = (state.vals ??= {});
+  let added = false;
   for (const value of values) {
     const known = memory[value.folded];
-    if (!known) memory[value.folded] = [input.timeMs, input.timeMs, value.display];
-    else {
+    if (!known) {
+      memory[value.folded] = [input.timeMs, input.timeMs, value.display];
+      added = true;
+    } else {
       if (input.timeMs < known[0]) known[0] = input.timeMs;
       if (input.timeMs > known[1]) known[1] = input.timeMs;
     }
   }
-  // Without newOnly the memory only serves display names; keep it as short as the window.
-  const overflow = pruneValues(memory, state.max, rule.newOnly ? rule.memoryTtlMs : rule.windowMs + input.latenessMs, LIMITS.values) || admitted.overflow;
+  // Without newOnly the memory only serves display names; keep it as short as the window. Pruned
+  // when it grows, so an event that brings nothing new does not walk it.
+  const overflow = (added && pruneValues(memory, state.max, rule.newOnly ? rule.memoryTtlMs : rule.windowMs + input.latenessMs, LIMITS.values)) || admitted.overflow;
   const entries = state.ev!;
   let counted: Set<string> | undefined;
   const window = findWindow(entries, input.timeMs, rule.windowMs, (from, to) => {
@@ -168,9 +172,13 @@ export function applyBaseline(
   if (admitted.duplicate) return { changed: false, duplicate: true };
   const slots = (state.slots ??= {});
   const slotStart = Math.floor(input.timeMs / rule.windowMs) * rule.windowMs;
-  slots[slotStart] = (slots[slotStart] ?? 0) + 1;
-  const oldestSlot = state.max - rule.historyMs - 2 * rule.windowMs - input.latenessMs;
-  for (const start of Object.keys(slots)) if (Number(start) < oldestSlot) delete slots[start];
+  const known = slots[slotStart];
+  slots[slotStart] = (known ?? 0) + 1;
+  if (known === undefined) {
+    // A slot opens once per window: the time to drop the ones that left the history.
+    const oldestSlot = state.max - rule.historyMs - 2 * rule.windowMs - input.latenessMs;
+    for (const start of Object.keys(slots)) if (Number(start) < oldestSlot) delete slots[start];
+  }
 
   const entries = state.ev!;
   const historyStart = Math.min(historyStartMs, state.first);
