@@ -226,11 +226,43 @@ async function preparedEvents(bodies: readonly string[]): Promise<{ batches: Age
   return { batches, inventory };
 }
 
+/**
+ * The shared stream holds no attack, so a stateless rule would never match and the comparison
+ * would prove little: every third agent risk event becomes high and every fourth delegated grant
+ * also grants Mail.Send (deterministic, so both engines see the same stream on every run).
+ */
+function withAttacks(bodies: readonly string[]): { bodies: string[]; salted: number } {
+  let salted = 0;
+  let riskSeen = 0;
+  let grantSeen = 0;
+  const out = bodies.map((body) => {
+    const parsed = JSON.parse(body) as { records: { category?: string; operationName?: string; properties: Record<string, unknown> }[] };
+    let changed = false;
+    for (const record of parsed.records) {
+      if (record.category === 'AgentRiskEvents' && riskSeen++ % 3 === 0) {
+        record.properties.riskLevel = 'high';
+        changed = true;
+        salted++;
+      } else if (record.operationName === 'Add delegated permission grant' && grantSeen++ % 4 === 0) {
+        const targets = record.properties.targetResources as { modifiedProperties: { displayName: string; newValue: string }[] }[];
+        const scope = targets[0]?.modifiedProperties.find((p) => p.displayName === 'DelegatedPermissionGrant.Scope');
+        if (scope) {
+          scope.newValue = '" Mail.Send User.Read"';
+          changed = true;
+          salted++;
+        }
+      }
+    }
+    return changed ? JSON.stringify(parsed) : body;
+  });
+  return { bodies: out, salted };
+}
+
 export async function runEngineBench({ records, log, gc }: BenchContext): Promise<void> {
   const detections = loadDetections([join(repoRoot(), 'detections')]);
-  const bodies = generateEntraBodies(records);
+  const { bodies, salted } = withAttacks(generateEntraBodies(records));
   const total = countRecords(bodies);
-  log(`stream: ${total.toLocaleString('en-US')} records in ${bodies.length.toLocaleString('en-US')} bodies; ${detections.length} detections loaded (${detections.filter((d) => d.stateful).length} stateful)`);
+  log(`stream: ${total.toLocaleString('en-US')} records in ${bodies.length.toLocaleString('en-US')} bodies (${salted} salted with attacks); ${detections.length} detections loaded (${detections.filter((d) => d.stateful).length} stateful)`);
 
   // -- 1. full pipeline with every detection ------------------------------------------------
   let parsed = 0;

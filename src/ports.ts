@@ -200,4 +200,10 @@ export const silentLogger: Logger = { log: () => undefined };
  */
 export interface DetectionEngine {
   evaluate(events: AgentEvent[], inventory: InventoryView): Promise<Alert[]>;
+  /**
+   * Optional: the pipeline calls it once the sink accepted these alerts. Until then a redelivered
+   * batch re-emits them with the same ids (the outbox folds duplicates by id), so a crash between
+   * evaluate and send loses nothing; acknowledged alerts fold on redelivery.
+   */
+  acknowledge?(alerts: Alert[]): Promise<void>;
 }

@@ -53,22 +53,17 @@ export function parseCondition(text: string, selectionNames: readonly string[]):
     return selectionNames.filter((name) => regex.test(name));
   };
 
-  const parseOr = (): ConditionNode => {
-    const operands = [parseAnd()];
-    while (peek()?.toLowerCase() === 'or') {
+  // `or` over `and` over unary: one helper per binary level.
+  const parseLevel = (keyword: 'and' | 'or', parseOperand: () => ConditionNode) => (): ConditionNode => {
+    const operands = [parseOperand()];
+    while (peek()?.toLowerCase() === keyword) {
       next();
-      operands.push(parseAnd());
+      operands.push(parseOperand());
     }
-    return operands.length === 1 ? operands[0] : { type: 'or', operands };
+    return operands.length === 1 ? operands[0] : { type: keyword, operands };
   };
-  const parseAnd = (): ConditionNode => {
-    const operands = [parseUnary()];
-    while (peek()?.toLowerCase() === 'and') {
-      next();
-      operands.push(parseUnary());
-    }
-    return operands.length === 1 ? operands[0] : { type: 'and', operands };
-  };
+  const parseAnd = (): ConditionNode => parseLevel('and', parseUnary)();
+  const parseOr = (): ConditionNode => parseLevel('or', parseAnd)();
   const parseUnary = (): ConditionNode => {
     if (peek()?.toLowerCase() === 'not') {
       next();

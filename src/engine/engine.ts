@@ -18,7 +18,7 @@
 import type { Alert } from '../alerts/types';
 import { StateConflictError } from '../errors';
 import type { AgentEvent } from '../normalize/types';
-import { silentLogger, systemClock, type Clock, type DetectionEngine, type InventoryView, type Logger, type StateStore } from '../ports';
+import { silentLogger, systemClock, type Clock, type DetectionEngine, type InventoryView, type Logger, type StateStore, type StateWrite } from '../ports';
 import type { ResponsePlan } from '../response/types';
 import { compositeKeys } from './compile';
 import type { CompiledCondition } from './condition';
@@ -31,7 +31,7 @@ import { applyBaseline, applyDistinctCount, applyThreshold } from './kinds/windo
 import { alertIdentity, buildAlert, type AlertIdentity, type BuiltAlert } from './output';
 import { SlotCache, StateCache, keyStateKey, markerStateKey, memoryStateKey, pendingPartition, pendingStateKey, type Slot } from './stateSlots';
 import { fold } from './text';
-import type { CompiledDetection, EngineBatchResult, EngineOptions, EngineStats, MemoryAccess, RuleEvalContext } from './types';
+import type { CompiledDetection, CompiledStep, EngineBatchResult, EngineOptions, EngineStats, MemoryAccess, RuleEvalContext } from './types';
 
 export const DEFAULT_LATENESS_MS = 15 * 60_000;
 export const DEFAULT_MARKER_TTL_MS = 7 * 86_400_000;
@@ -77,6 +77,13 @@ interface Firing {
 
 /** An event that would have matched had a memory held: re-evaluated when the memory is set late. */
 type MemoryWaiter = [number, string, Record<string, unknown>];
+
+/** A redelivered event that once triggered an alert of a stateful key: the alert may need re-emitting. */
+interface Refire {
+  detectionId: string;
+  alertId: string;
+  dedupKey: string;
+}
 
 interface MemoryValue {
   /** Events waiting for this memory (time, id hash, event without raw), within the lateness bound. */
@@ -177,7 +184,11 @@ export class Engine implements DetectionEngine {
   readonly #maxRetries: number;
   readonly #runner = new ConditionRunner();
   readonly #dispatch = new Map<string, Map<string, Map<string, Map<string, RuleRuntime[]>>>>();
-  readonly #stats: EngineStats = { events: 0, alertsRaised: 0, alertsFolded: 0, duplicates: 0, tooLate: {}, stateOverflow: {}, conflictsRetried: 0, alertsByDetection: {} };
+  readonly #stats: EngineStats = { events: 0, alertsRaised: 0, alertsFolded: 0, duplicates: 0, tooLate: {}, stateOverflow: {}, conflictsRetried: 0, alertsReemitted: 0, alertsByDetection: {} };
+  /** Whether this engine's pipeline acknowledges delivered alerts (it called `acknowledge`, or was told so). */
+  #acknowledges: boolean;
+  /** Alert ids this instance returned from `evaluate` (bounded): a pipeline that never acknowledges got them. */
+  readonly #returned = new Set<string>();
   /** Newest event time this engine has seen: the absence watermark hangs off it. */
   #newestEventMs = -Infinity;
   readonly #absenceNextDue = new Map<string, number>();
@@ -194,6 +205,7 @@ export class Engine implements DetectionEngine {
     this.#markerTtlMs = options.markerTtlMs ?? DEFAULT_MARKER_TTL_MS;
     this.#maxRetries = options.maxConflictRetries ?? 5;
     this.#stateCache = options.stateCache === false ? undefined : new StateCache(() => this.#clock.now(), options.stateCache);
+    this.#acknowledges = options.awaitAcknowledgement ?? false;
     const levels = levelsOf(options.detections);
     this.#rules = options.detections.map((detection) => {
       const stateful = detection.stateful;
@@ -213,6 +225,30 @@ export class Engine implements DetectionEngine {
       for (const dependency of rule.detection.dependsOn) this.#dependents.set(dependency, [...(this.#dependents.get(dependency) ?? []), rule]);
     }
   }
+
+  /**
+   * The sink accepted these alerts: their markers become final (and drop the copy of the alert),
+   * so a redelivered batch folds them instead of re-emitting.
+   */
+  async acknowledge(alerts: Alert[]): Promise<void> {
+    this.#acknowledges = true;
+    if (alerts.length === 0) return;
+    const now = this.#clock.now();
+    this.#acknowledges = true;
+    const writes: StateWrite[] = [];
+    const seen = new Set<string>();
+    for (const alert of alerts) {
+      if (seen.has(alert.id)) continue;
+      seen.add(alert.id);
+      const detection = this.#rules.find((rule) => rule.detection.id === alert.detectionId)?.detection;
+      const marker: RaisedMarker = { alertId: alert.id, dedupKey: alert.dedupKey, raisedAt: alert.createdTime, acknowledged: true };
+      writes.push({ op: 'put', key: markerStateKey(alert.detectionId, alert.dedupKey, alert.id), value: marker, ifMatch: '*', expiresAt: now + Math.max(this.#markerTtlMs, (detection?.output.suppressMs ?? 0) + this.#latenessMs) });
+    }
+    await this.#state.commit(writes);
+    for (const write of writes) this.#stateCache?.forget(`${write.key.partition}\u0000${write.key.row}`);
+  }
+  /** Refires seen by the current attempt (reset per attempt). */
+  #refires: Refire[] = [];
 
   get detections(): CompiledDetection[] {
     return this.#rules.map((rule) => rule.detection);
@@ -251,6 +287,7 @@ export class Engine implements DetectionEngine {
       tooLate += run.tooLate;
       if (run.firings.length > firings.length) firings = run.firings;
       await this.#raiseAlerts(run.firings, cache, raised);
+      await this.#reemitRefires(this.#refires, cache, raised);
       const stateSlots = cache.dirtySlots((slot) => !slot.key.partition.startsWith('a|'));
       const { conflictedKeys } = await cache.commit(stateSlots);
       if (conflictedKeys.length === 0) break;
@@ -263,6 +300,8 @@ export class Engine implements DetectionEngine {
     }
     if (tooLate) this.#logger.log('warn', 'events arrived later than the lateness bound behind their key and were not counted', { count: tooLate, latenessMs: this.#latenessMs });
     const alerts = [...raised.values()].map((entry) => entry.alert);
+    for (const alert of alerts) this.#returned.add(alert.id);
+    if (this.#returned.size > MAX_RETURNED_IDS) this.#returned.clear();
     const responsePlans = new Map<string, ResponsePlan>();
     for (const entry of raised.values()) {
       if (entry.plan) {
@@ -286,6 +325,7 @@ export class Engine implements DetectionEngine {
   ): Promise<{ firings: Firing[]; tooLate: number }> {
     const memory = this.#memoryAccess(cache);
     const ctx: RuleEvalContext = { inventory, memory };
+    this.#refires = [];
     const firings: Firing[] = [];
     const alertEvents: AgentEvent[] = [...carriedAlertEvents.values()];
     let tooLate = 0;
@@ -385,7 +425,13 @@ export class Engine implements DetectionEngine {
     if (rule.deferred) {
       // With every memory assumed to hold, a condition that still fails can never match: skip the
       // event without loading anything (the common case for memory-reading rules).
-      if (!this.#match(rule, event, { inventory: ctx.inventory, memory: ALWAYS_REMEMBERED })) return undefined;
+      const optimistic = this.#match(rule, event, { inventory: ctx.inventory, memory: ALWAYS_REMEMBERED });
+      if (!optimistic) return undefined;
+      if (!optimistic.main && !optimistic.steps && !optimistic.cancel) {
+        // Only its memories change (their when/forget read no memory, so this match is exact).
+        this.#requestKeys(rule, event, ctx, cache, optimistic, false);
+        return { event, rule, match: optimistic };
+      }
       this.#requestKeys(rule, event, ctx, cache, undefined, false);
       return { event, rule };
     }
@@ -473,6 +519,12 @@ export class Engine implements DetectionEngine {
     const applyToKey = (key: string, apply: (state: KeyState) => KindOutcome): void => {
       const slot = cache.slot<KeyState>(keyStateKey(detection.id, key));
       const state = slot.value ?? newKeyState(key, event.timeMs);
+      const triggered = state.fa?.find(([h]) => h === hash);
+      if (triggered) {
+        this.#refires.push({ detectionId: detection.id, alertId: triggered[1], dedupKey: triggered[2] });
+        this.#stats.duplicates++;
+        return;
+      }
       if (slot.value && !withinLateness(state, event.timeMs, this.#latenessMs)) {
         tooLate++;
         this.#stats.tooLate[detection.id] = (this.#stats.tooLate[detection.id] ?? 0) + 1;
@@ -487,7 +539,12 @@ export class Engine implements DetectionEngine {
       if (outcome.changed) this.#touch(slot, state, rule);
       if (outcome.fire) {
         outcome.fire.evidence.push(...memoryEvidence);
-        firings.push(this.#firing(rule, event, ctx, outcome.fire, event.id));
+        const firing = this.#firing(rule, event, ctx, outcome.fire, event.id);
+        firings.push(firing);
+        const fired = (state.fa ??= []);
+        fired.push([hash, firing.identity.alertId, firing.identity.dedupKey, event.timeMs]);
+        if (fired.length > MAX_FIRED_TRIGGERS) fired.splice(0, fired.length - MAX_FIRED_TRIGGERS);
+        this.#touch(slot, state, rule);
       }
     };
     const window = { timeMs: event.timeMs, hash, id: event.id, latenessMs: this.#latenessMs };
@@ -522,11 +579,7 @@ export class Engine implements DetectionEngine {
         }
         break;
       case 'sequence': {
-        const masks = new Map<string, number>();
-        for (const step of stateful.steps) {
-          if (!(match.steps & stepBit(step.index))) continue;
-          for (const key of compositeKeys(step.groupBy, event, ctx)) masks.set(key, (masks.get(key) ?? 0) | stepBit(step.index));
-        }
+        const masks = stepMasksByKey(stateful.steps, match.steps, event, ctx);
         if (match.cancel) for (const key of compositeKeys(stateful.groupBy, event, ctx)) if (!masks.has(key)) masks.set(key, 0);
         const evidence = isAlert ? [...alertFields!.evidence] : [event.id, ...memoryEvidence];
         for (const [key, mask] of masks) {
@@ -548,11 +601,7 @@ export class Engine implements DetectionEngine {
         break;
       }
       case 'absence': {
-        const masks = new Map<string, number>();
-        for (const step of stateful.steps) {
-          if (!(match.steps & stepBit(step.index))) continue;
-          for (const key of compositeKeys(step.groupBy, event, ctx)) masks.set(key, (masks.get(key) ?? 0) | stepBit(step.index));
-        }
+        const masks = stepMasksByKey(stateful.steps, match.steps, event, ctx);
         for (const [key, mask] of masks) {
           applyToKey(key, (state) => {
             const outcome = applyAbsence(state, { timeMs: event.timeMs, hash, first: !!(mask & 1), second: !!(mask & 2), snapshot: mask & 1 ? snapshotOf(event) : undefined, latenessMs: this.#latenessMs }, stateful);
@@ -771,6 +820,30 @@ export class Engine implements DetectionEngine {
   // -------------------------------------------------------------------------------------------
   // Alerts: dedup by id, "raised" markers committed first
 
+  /**
+   * A raised alert met again (redelivery, restart, another instance) is sent again, same id and
+   * content, while unacknowledged; except when this very instance already returned it and its
+   * pipeline does not acknowledge (the same input twice in one run: once is enough).
+   */
+  #shouldReemit(marker: RaisedMarker): marker is RaisedMarker & { alert: Alert } {
+    if (marker.acknowledged || !marker.alert) return false;
+    return this.#acknowledges || !this.#returned.has(marker.alertId);
+  }
+
+  /** Pending (unacknowledged) alerts whose trigger event was redelivered: send them again, same id. */
+  async #reemitRefires(refires: readonly Refire[], cache: SlotCache, raised: Map<string, { alert: Alert; plan?: ResponsePlan }>): Promise<void> {
+    if (refires.length === 0) return;
+    for (const refire of refires) cache.request(markerStateKey(refire.detectionId, refire.dedupKey, refire.alertId));
+    await cache.loadRequested();
+    for (const refire of refires) {
+      if (raised.has(refire.alertId)) continue;
+      const marker = cache.slot<RaisedMarker>(markerStateKey(refire.detectionId, refire.dedupKey, refire.alertId)).value;
+      if (!marker || !this.#shouldReemit(marker)) continue;
+      raised.set(refire.alertId, { alert: marker.alert, ...(marker.plan ? { plan: marker.plan } : {}) });
+      this.#stats.alertsReemitted++;
+    }
+  }
+
   async #raiseAlerts(firings: readonly Firing[], cache: SlotCache, raised: Map<string, { alert: Alert; plan?: ResponsePlan }>): Promise<void> {
     const candidates = new Map<string, Firing>();
     for (const firing of firings) {
@@ -787,16 +860,27 @@ export class Engine implements DetectionEngine {
       const markers: Slot[] = [];
       for (const [alertId, firing] of candidates) {
         const detection = firing.rule.detection;
-        const slot = cache.slot(markerStateKey(detection.id, firing.identity.dedupKey, alertId));
+        const slot = cache.slot<RaisedMarker>(markerStateKey(detection.id, firing.identity.dedupKey, alertId));
         if (slot.value !== undefined) {
-          // Raised before (a redelivered batch, another instance, or an earlier delivery): fold.
-          this.#stats.alertsFolded++;
           candidates.delete(alertId);
+          const stored = slot.value;
+          if (this.#shouldReemit(stored)) {
+            // Raised by an earlier delivery that never confirmed it reached the sink: send it again,
+            // same id and content (the outbox folds it if it did arrive).
+            raised.set(alertId, { alert: stored.alert, ...(stored.plan ? { plan: stored.plan } : {}) });
+            this.#stats.alertsReemitted++;
+            continue;
+          }
+          // Raised and delivered before (a redelivered batch, another instance): fold.
+          this.#stats.alertsFolded++;
           continue;
         }
         const now = this.#clock.now();
         built.set(alertId, firing.built);
-        slot.value = { alertId, dedupKey: firing.identity.dedupKey, raisedAt: new Date(now).toISOString() };
+        // Pending until acknowledged: the marker keeps the alert so a redelivery can send it again.
+        const marker: RaisedMarker = { alertId, dedupKey: firing.identity.dedupKey, raisedAt: new Date(now).toISOString(), alert: firing.built.alert };
+        if (firing.built.plan) marker.plan = firing.built.plan;
+        slot.value = marker;
         slot.dirty = true;
         slot.expiresAt = now + Math.max(this.#markerTtlMs, detection.output.suppressMs + this.#latenessMs);
         markers.push(slot);
@@ -820,6 +904,26 @@ export class Engine implements DetectionEngine {
   }
 }
 
+/** The "raised" marker of an alert id; pending (holding the alert) until the pipeline acknowledges it. */
+interface RaisedMarker {
+  alertId: string;
+  dedupKey: string;
+  raisedAt: string;
+  acknowledged?: true;
+  alert?: Alert;
+  plan?: ResponsePlan;
+}
+
+/** The steps an event satisfies, grouped by the key each step's groupBy gives it. */
+function stepMasksByKey(steps: readonly CompiledStep[], matched: number, event: AgentEvent, ctx: RuleEvalContext): Map<string, number> {
+  const masks = new Map<string, number>();
+  for (const step of steps) {
+    if (!(matched & stepBit(step.index))) continue;
+    for (const key of compositeKeys(step.groupBy, event, ctx)) masks.set(key, (masks.get(key) ?? 0) | stepBit(step.index));
+  }
+  return masks;
+}
+
 function foldedValues(value: unknown): { folded: string; display: string }[] {
   const out: { folded: string; display: string }[] = [];
   const seen = new Set<string>();
@@ -841,6 +945,9 @@ function snapshotOf(event: AgentEvent): Record<string, unknown> {
 }
 
 const MAX_MEMORY_WAITERS = 16;
+const MAX_RETURNED_IDS = 200_000;
+/** Triggers remembered per key for re-emitting unacknowledged alerts on redelivery. */
+const MAX_FIRED_TRIGGERS = 16;
 const NO_MATCH: RuleMatch = Object.freeze({ main: false, steps: 0, cancel: false, sets: 0, forgets: 0 });
 
 /** Memory access that answers "held" for everything: tells whether an event failed only for want of a memory. */

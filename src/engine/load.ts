@@ -4,7 +4,7 @@
  * problem of every file is collected and thrown together as one `DetectionLoadError`, each with the
  * file, the JSON path inside it, what was expected, and the line when the YAML parser knows it.
  */
-import Ajv from 'ajv';
+import Ajv, { type ValidateFunction } from 'ajv';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { ConfigError, DetectionLoadError, type LocatedProblem } from '../errors';
@@ -52,6 +52,20 @@ function ruleFilesOf(path: string, problems: LocatedProblem[]): { files: string[
   return { files: [path], fixtureDirs: [join(dirname(path), 'fixtures')] };
 }
 
+/** Parses a YAML file and checks it against a schema; problems are collected, the document returned when valid. */
+function readValidated(file: string, validate: ValidateFunction, problems: LocatedProblem[]): LocatedDocument | undefined {
+  const located = parseLocated(file, readFileSync(file, 'utf8'));
+  if (located.problems.length) {
+    problems.push(...located.problems);
+    return undefined;
+  }
+  if (!validate(located.value)) {
+    problems.push(...problemsFromAjv(validate.errors ?? [], located));
+    return undefined;
+  }
+  return located;
+}
+
 /** Reads and schema-checks rule files and fixture files. Never throws for content problems. */
 export function readRuleSet(paths: readonly string[]): RuleSet {
   const problems: LocatedProblem[] = [];
@@ -65,15 +79,8 @@ export function readRuleSet(paths: readonly string[]): RuleSet {
     for (const file of found.files) {
       if (seenFiles.has(file)) continue;
       seenFiles.add(file);
-      const located = parseLocated(file, readFileSync(file, 'utf8'));
-      if (located.problems.length) {
-        problems.push(...located.problems);
-        continue;
-      }
-      if (!validateRule(located.value)) {
-        problems.push(...problemsFromAjv(validateRule.errors ?? [], located));
-        continue;
-      }
+      const located = readValidated(file, validateRule, problems);
+      if (!located) continue;
       const document = located.value as RuleDocument;
       const stem = basename(file, extname(file));
       if (document.id !== stem) {
@@ -87,15 +94,8 @@ export function readRuleSet(paths: readonly string[]): RuleSet {
     if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
     for (const name of readdirSync(dir).filter((n) => RULE_EXTENSIONS.has(extname(n))).sort()) {
       const file = join(dir, name);
-      const located = parseLocated(file, readFileSync(file, 'utf8'));
-      if (located.problems.length) {
-        problems.push(...located.problems);
-        continue;
-      }
-      if (!validateFixtureFile(located.value)) {
-        problems.push(...problemsFromAjv(validateFixtureFile.errors ?? [], located));
-        continue;
-      }
+      const located = readValidated(file, validateFixtureFile, problems);
+      if (!located) continue;
       for (const [baseName, record] of Object.entries(located.value as Record<string, Record<string, unknown>>)) {
         if (baseName in fixtures) problems.push({ file, path: pointerOf([baseName]), line: located.lineOf([baseName]), message: `duplicate shared test base ${JSON.stringify(baseName)} (already defined in another fixtures file)` });
         else fixtures[baseName] = record;

@@ -181,6 +181,12 @@ export interface EngineOptions {
    * after `maxAgeMs`). `false` reads every record from the store on every batch. Default on.
    */
   stateCache?: false | { maxEntries?: number; maxAgeMs?: number };
+  /**
+   * The pipeline acknowledges delivered alerts: re-emit an unacknowledged alert even when this
+   * instance returned it before (a retry after a failed send). Optional; defaults to false until
+   * the first `acknowledge` call.
+   */
+  awaitAcknowledgement?: boolean;
 }
 
 /** Counters a pipeline summary prints. Cumulative since the engine was created. */
@@ -196,6 +202,8 @@ export interface EngineStats {
   /** Keys that hit a state bound and dropped their oldest entries, by detection. */
   stateOverflow: Record<string, number>;
   conflictsRetried: number;
+  /** Raised earlier, never acknowledged, raised again by a redelivered batch (same id). */
+  alertsReemitted: number;
   alertsByDetection: Record<string, number>;
 }
 

@@ -1,24 +1,16 @@
 /**
- * `agentwatch validate` and `agentwatch test`: readable output and exit codes, on the engine's test
- * rules. The command modules are called directly (main.ts loads them with a runtime require).
+ * `agentwatch validate` and `agentwatch test` through the real, compiled command table
+ * (test/support/replayCli.ts; `npm test` builds first): readable output and exit codes, on the
+ * engine's test rules.
  */
-import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { command as testCommand } from '../../src/cli/commands/test';
-import { command as validateCommand } from '../../src/cli/commands/validate';
+import { runCli } from '../support/replayCli';
 
 const rules = join(__dirname, '..', 'fixtures', 'rules');
 
-async function cli(name: 'validate' | 'test', ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => (out += String(chunk)));
-  stderr.on('data', (chunk) => (err += String(chunk)));
-  const code = await (name === 'validate' ? validateCommand : testCommand).run(args, { stdout, stderr, stdin: new PassThrough(), env: {}, cwd: rules });
-  return { code, stdout: out, stderr: err };
+function cli(name: 'validate' | 'test', folder: string) {
+  return runCli([name, join(rules, folder)]);
 }
 
 describe('agentwatch validate', () => {

@@ -509,3 +509,46 @@ describe('output and response', () => {
     expect(result.responsePlans.get(medium.id)).toEqual({ mode: 'approval', actions: [{ action: 'confirmCompromised', target: 'agentIdentityId', targetValue: AGENT }] });
   });
 });
+
+describe('delivery acknowledgement', () => {
+  const burst = (prefix: string, start: number) => [0, 1, 2].map((i) => failure(`${prefix}${i}`, start + i));
+
+  it('an alert raised but never acknowledged (crash before send) is re-emitted, same id, by a restarted engine', async () => {
+    const store = new MemoryStateStore();
+    const inventory = new TestInventory();
+    const first = createEngine({ detections: [thresholdRule()], state: store });
+    const delivered = await first.evaluate(burst('b', 20), inventory);
+    await first.acknowledge(delivered);
+    const lost = await first.evaluate(burst('c', 40), inventory); // the process dies before the sink sees these
+    expect(lost).toHaveLength(1);
+
+    const restarted = createEngine({ detections: [thresholdRule()], state: store });
+    const again = await restarted.evaluate(burst('c', 40), inventory);
+    expect(again.map((a) => a.id)).toEqual(lost.map((a) => a.id));
+    expect(again[0]).toEqual(lost[0]);
+    expect(restarted.stats().alertsReemitted).toBe(1);
+    await restarted.acknowledge(again);
+    expect(await restarted.evaluate(burst('c', 40), inventory)).toEqual([]);
+    expect(await restarted.evaluate(burst('b', 20), inventory)).toEqual([]);
+  });
+
+  it('a pipeline that never acknowledges gets nothing twice on redelivery', async () => {
+    const h = harness([thresholdRule(), compileRule({ id: 'each-failure', selections: { f: { 'result.status': 'failure' } }, condition: 'f', output: { title: 'f', entities: [], dedupKey: ['id'] } })]);
+    expect(await h.deliver(...burst('a', 0))).toHaveLength(4);
+    expect(await h.deliver(...burst('a', 0))).toEqual([]);
+    expect(h.engine.stats()).toMatchObject({ alertsFolded: 3, alertsReemitted: 0, duplicates: 3 });
+  });
+
+  it('an unacknowledged stateless alert is re-emitted too, and only until acknowledged', async () => {
+    const store = new MemoryStateStore();
+    const inventory = new TestInventory();
+    const rule = compileRule({ id: 'each-failure', selections: { f: { 'result.status': 'failure' } }, condition: 'f', output: { title: 'f', entities: [], dedupKey: ['agentIdentityId'], suppress: '1h' } });
+    const first = createEngine({ detections: [rule], state: store });
+    await first.acknowledge(await first.evaluate([failure('x1', 0)], inventory));
+    const lost = await first.evaluate([failure('x2', 70)], inventory);
+    const restarted = createEngine({ detections: [rule], state: store });
+    expect((await restarted.evaluate([failure('x2', 70)], inventory)).map((a) => a.id)).toEqual(lost.map((a) => a.id));
+    await restarted.acknowledge(lost);
+    expect(await restarted.evaluate([failure('x2', 70), failure('x3', 71)], inventory)).toEqual([]);
+  });
+});

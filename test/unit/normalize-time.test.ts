@@ -55,7 +55,7 @@ describe('parseEntraTime', () => {
   });
 
   it('formats like Date#toISOString across years, leap days and millisecond padding', () => {
-    for (const ms of [0, 5, 951_782_400_000, 1_709_251_199_999, 1_790_841_604_512, 4_102_444_799_999]) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+    for (const ms of [0, 5, 999.9, 951_782_400_000, 1_709_251_199_999, 1_790_841_604_512, 4_102_444_799_999, 253_402_300_799_999, -1_000]) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
   });
 });
 

@@ -3,26 +3,16 @@
  * (default `detections/`) through the pipeline with in-memory state and prints pass/fail per rule
  * and case. Exit 0 when all pass, 1 when any case fails or a rule does not load, 2 on usage errors.
  */
-import { isAgentwatchError, type LocatedProblem } from '../../errors';
 import { formatRuleTestReport, runRuleTests } from '../../engine';
 import type { CliCommand, CliIO, ExitCode } from '../io';
-import { formatProblem, parseRuleArgs } from './validate';
+import { ruleArgsOrExit } from './validate';
 
 export const command: CliCommand = {
   summary: "run the detection rules' embedded tests (default detections/)",
   usage: 'agentwatch test [PATH...] [--only id,id] [--config FILE]',
   async run(args: string[], io: CliIO): Promise<ExitCode> {
-    let parsed: ReturnType<typeof parseRuleArgs>;
-    try {
-      parsed = parseRuleArgs(args, io, this.usage);
-    } catch (error) {
-      if (isAgentwatchError(error) && 'problems' in error) {
-        for (const problem of (error as { problems: LocatedProblem[] }).problems) io.stderr.write(`${formatProblem(problem)}\n`);
-        return 1;
-      }
-      throw error;
-    }
-    if (!parsed) return 2;
+    const parsed = ruleArgsOrExit(args, io, this.usage);
+    if (typeof parsed === 'number') return parsed;
     const report = await runRuleTests(parsed.paths, { ...(parsed.config ? { config: parsed.config } : {}), ...(parsed.only ? { only: parsed.only } : {}) });
     io.stdout.write(formatRuleTestReport(report));
     if (report.results.length === 0 && report.loadProblems.length === 0) io.stderr.write('no test cases found\n');

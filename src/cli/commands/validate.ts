@@ -39,21 +39,25 @@ export function parseRuleArgs(args: string[], io: CliIO, usage: string): { paths
   return { paths, ...(config ? { config } : {}), ...(only ? { only } : {}) };
 }
 
+/** `parseRuleArgs`, with a bad config file reported (exit 1) and a usage error mapped to exit 2. */
+export function ruleArgsOrExit(args: string[], io: CliIO, usage: string): NonNullable<ReturnType<typeof parseRuleArgs>> | ExitCode {
+  try {
+    return parseRuleArgs(args, io, usage) ?? 2;
+  } catch (error) {
+    if (isAgentwatchError(error) && 'problems' in error) {
+      for (const problem of (error as { problems: LocatedProblem[] }).problems) io.stderr.write(`${formatProblem(problem)}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
 export const command: CliCommand = {
   summary: 'check detection rule files (default detections/) and report every problem',
   usage: 'agentwatch validate [PATH...] [--config FILE]',
   async run(args: string[], io: CliIO): Promise<ExitCode> {
-    let parsed: ReturnType<typeof parseRuleArgs>;
-    try {
-      parsed = parseRuleArgs(args, io, this.usage);
-    } catch (error) {
-      if (isAgentwatchError(error) && 'problems' in error) {
-        for (const problem of (error as { problems: LocatedProblem[] }).problems) io.stderr.write(`${formatProblem(problem)}\n`);
-        return 1;
-      }
-      throw error;
-    }
-    if (!parsed) return 2;
+    const parsed = ruleArgsOrExit(args, io, this.usage);
+    if (typeof parsed === 'number') return parsed;
     const set = readRuleSet(parsed.paths);
     if (set.problems.some((p) => p.message === 'no such file or directory') && set.rules.length === 0) {
       for (const problem of set.problems) io.stderr.write(`${formatProblem(problem)}\n`);

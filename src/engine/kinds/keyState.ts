@@ -48,6 +48,8 @@ export interface KeyState {
   cancels?: [number, string][];
   /** newValue tracking per step index: folded value → [earliest time, its event hash]. */
   nv?: Record<string, Record<string, [number, string]>>;
+  /** Alerts this key fired: [trigger event hash, alert id, dedup key, event time] (a redelivered trigger re-offers its alert). */
+  fa?: [string, string, string, number][];
   pend?: PendingAbsence[];
   /** Absence second-step events: [time, hash]. */
   bs?: [number, string][];
