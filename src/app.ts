@@ -12,7 +12,7 @@ import { Inventory, readInventorySeed, seedInventory, type InventorySeed } from 
 import type { BatchMeta } from './ingest';
 import { addSummary, emptySummary, processBatch, type BatchSummary } from './pipeline';
 import { createEngine, loadDetections, loadEngineConfig, type EngineConfig } from './engine';
-import { createResponder, type ResponseConfig } from './response';
+import { createResponder, responseConfigFromFile } from './response';
 import type { AlertSink, Clock, DeadLetterSink, DetectionEngine, Logger, Responder, StateStore } from './ports';
 import { silentLogger, systemClock } from './ports';
 import type { TokenCredential } from '@azure/identity';
@@ -102,7 +102,7 @@ export async function buildApp(options: AppOptions = {}): Promise<App> {
   const deps: Parameters<typeof processBatch>[2] = { inventory, engine, alertSink, deadLetters, logger, clock };
   // Without an injected responder (replay, demo, tests) the rules' actions are still planned — in
   // dryRun, without Graph — so every alert shows what the response stage would do.
-  deps.responder = options.responder ?? createResponder({ state, inventory, config: replayResponseConfig(config), clock, logger });
+  deps.responder = options.responder ?? createResponder({ state, inventory, config: responseConfigFromFile(config, 'dryRun'), clock, logger });
 
   const totals = emptySummary();
   return {
@@ -118,15 +118,6 @@ export async function buildApp(options: AppOptions = {}): Promise<App> {
       addSummary(totals, summary);
       return summary;
     },
-  };
-}
-
-/** Replay's response settings: always dryRun; the config file's protected list and first-party ids still show in the plans. */
-function replayResponseConfig(config: EngineConfig | undefined): ResponseConfig {
-  return {
-    globalMode: 'dryRun',
-    ...(config?.response?.protected ? { protected: config.response.protected } : {}),
-    ...(config?.lists?.firstPartyAppIds ? { firstPartyAppIds: config.lists.firstPartyAppIds.map(String) } : {}),
   };
 }
 

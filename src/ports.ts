@@ -201,9 +201,10 @@ export const silentLogger: Logger = { log: () => undefined };
 export interface DetectionEngine {
   evaluate(events: AgentEvent[], inventory: InventoryView): Promise<Alert[]>;
   /**
-   * Optional: the pipeline calls it once the sink accepted these alerts. Until then a redelivered
-   * batch re-emits them with the same ids (the outbox folds duplicates by id), so a crash between
-   * evaluate and send loses nothing; acknowledged alerts fold on redelivery.
+   * Optional: the pipeline calls it once the sink accepted these alerts; acknowledged alerts fold
+   * on redelivery. Without it, an alert met again by another instance or after a restart is
+   * re-emitted with the same id (the outbox folds it by id), so a crash between evaluate and send
+   * loses nothing; the instance that returned it folds it.
    */
   acknowledge?(alerts: Alert[]): Promise<void>;
 }

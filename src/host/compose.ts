@@ -15,7 +15,7 @@ import { loadSettings, parseDuration, type HostMode, type Settings } from '../co
 import { loadEngineConfig } from '../engine/config';
 import type { EngineConfig } from '../engine/types';
 import type { AlertSink, Clock, DeadLetterSink, Logger } from '../ports';
-import { createResponder, GraphActionsAdapter, GraphHttp, isResponseMode, type ResponderDeps, type ResponseConfig } from '../response';
+import { createResponder, GraphActionsAdapter, GraphHttp, isResponseMode, responseConfigFromFile, type ResponderDeps, type ResponseConfig } from '../response';
 import { createTableDeadLetterSink } from '../state/deadLetterTable';
 import { createTableStateStore, type TableStateStore } from '../state/tableStore';
 
@@ -105,22 +105,9 @@ export async function createHost(options: HostOptions): Promise<AgentwatchHost> 
   return { settings, credential, app, state, deadLetters, outboxes, responderDeps, graph };
 }
 
-/** Global ceiling from the app setting; file mode, per-detection modes, protected list and caps from the config file. */
+/** Global ceiling from the app setting; everything else from the config file. */
 export function responseConfigOf(settings: Settings, engineConfig: EngineConfig | undefined): ResponseConfig {
-  const config: ResponseConfig = {};
-  if (isResponseMode(settings.AGENTWATCH_RESPONSE_MODE)) config.globalMode = settings.AGENTWATCH_RESPONSE_MODE;
-  const fileResponse = engineConfig?.response;
-  if (fileResponse?.mode) config.fileMode = fileResponse.mode;
-  if (fileResponse?.protected) config.protected = fileResponse.protected;
-  if (fileResponse?.caps) config.caps = fileResponse.caps;
-  const detectionModes: NonNullable<ResponseConfig['detectionModes']> = {};
-  for (const [detectionId, tuning] of Object.entries(engineConfig?.detections ?? {})) {
-    if (tuning.response?.mode) detectionModes[detectionId] = tuning.response.mode;
-  }
-  if (Object.keys(detectionModes).length) config.detectionModes = detectionModes;
-  const firstPartyAppIds = engineConfig?.lists?.firstPartyAppIds;
-  if (firstPartyAppIds) config.firstPartyAppIds = firstPartyAppIds.map(String);
-  return config;
+  return responseConfigFromFile(engineConfig, isResponseMode(settings.AGENTWATCH_RESPONSE_MODE) ? settings.AGENTWATCH_RESPONSE_MODE : undefined);
 }
 
 /** With no destination configured, alerts still reach the Function's logs (Application Insights) instead of vanishing. */

@@ -112,7 +112,7 @@ export class TableDeadLetterSink implements DeadLetterSink {
     const reason = letter.reason.length > MAX_REASON_CHARS ? `${letter.reason.slice(0, MAX_REASON_CHARS)}… [reason truncated by agentwatch: ${letter.reason.length} characters]` : letter.reason;
     const entity: TableEntity<Record<string, unknown>> = {
       partitionKey: dayOf(atMs),
-      rowKey: rowKeyFor(new Date(atMs).toISOString(), position, letter.code, `${letter.code}\u0000${letter.reason}\u0000${text}`),
+      rowKey: rowKeyFor(streamAnchored(position) ? 'stream' : new Date(atMs).toISOString(), position, letter.code, `${letter.code}\u0000${letter.reason}\u0000${text}`),
       code: letter.code,
       reason,
       at: letter.at,
@@ -166,6 +166,15 @@ function payloadText(payload: unknown): { encoding: DeadLetterPayloadEncoding; t
     // Circular or BigInt payloads still deserve a readable copy: fall through to inspect.
   }
   return { encoding: 'inspect', text: inspect(payload, { depth: 6, maxArrayLength: 1_000, maxStringLength: 100_000, breakLength: Infinity }) };
+}
+
+/**
+ * A letter with an Event Hubs position (partition + sequence number) is the same letter when the
+ * batch is redelivered: its row key leaves out the time it was written, so the upsert replaces the
+ * earlier row instead of adding a duplicate (same UTC day; a redelivery across midnight adds one).
+ */
+function streamAnchored(position: StreamPosition): boolean {
+  return position.partitionId !== undefined && position.sequenceNumber !== undefined;
 }
 
 function rowKeyFor(atIso: string, position: StreamPosition, code: string, content: string): string {

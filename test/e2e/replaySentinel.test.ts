@@ -82,6 +82,17 @@ describe('replay with the Sentinel sink configured', () => {
     expect([...fake.acceptedCounts()].sort()).toEqual(printed.map((id) => [id, 1]).sort());
   });
 
+  it('exits 1 and says how many alerts did not reach Sentinel when it stays unavailable', async () => {
+    const takeover = join(repoRoot, 'test', 'fixtures', 'scenarios', 'takeover.ndjson');
+    fake.when(() => true, INGESTION_REPLIES.forbidden());
+    const { code, stdout, stderr } = await runReplay(['--output', 'ndjson', takeover], sentinelEnv());
+    const printed = printedAlertIds(stdout);
+    expect(printed.length).toBeGreaterThan(0);
+    expect(fake.acceptedCounts().size).toBe(0);
+    expect(stderr).toContain(`${printed.length} alert(s) NOT delivered to sentinel`);
+    expect(code).toBe(1);
+  });
+
   it('sends nothing to Sentinel when the settings are absent, and refuses to start on half a configuration', async () => {
     const plain = await runReplay(['--output', 'ndjson', DEMO], {});
     expect(plain.code).toBe(0);

@@ -56,9 +56,9 @@ describe('TableDeadLetterSink', () => {
     const byCode = Object.fromEntries(day.map((letter) => [letter.code, letter]));
     expect(byCode.RECORD_UNDECODABLE).toMatchObject({ reason: undecodable.reason, position: undecodable.position, payload: undecodable.payload, payloadEncoding: 'text', payloadTruncated: false, at: undecodable.at });
     expect(byCode.RECORD_INVALID).toMatchObject({ category: 'SignInLogs', position: invalid.position, payload: invalid.payload, payloadEncoding: 'json' });
-    // Rows sort by time, then by position.
+    // Letters with an Event Hubs position are keyed by it (not by write time), then sort by position.
     expect(day[0]!.rowKey < day[1]!.rowKey).toBe(true);
-    expect(day[0]!.rowKey.startsWith('2026-11-24T10:15:00.123Z|3|1042|7')).toBe(true);
+    expect(day[0]!.rowKey.startsWith('stream|3|1042|7')).toBe(true);
     const [binary] = await sink.list(new Date('2026-11-25T12:00:00Z'));
     expect(binary).toMatchObject({ payloadEncoding: 'base64', payload: Buffer.from([0x1f, 0x8b, 0x00]).toString('base64') });
   });
@@ -96,6 +96,18 @@ describe('TableDeadLetterSink', () => {
       ['missing category', { a: 2 }],
       ['missing properties', { a: 1 }],
     ]);
+  });
+
+  it('replaces, not duplicates, a letter of a redelivered Event Hubs batch written later the same day', async () => {
+    const { sink } = await freshSink();
+    await sink.put([invalid]);
+    await sink.put([{ ...invalid, at: '2026-11-24T10:20:00Z' }]); // the host redelivered the batch five minutes later
+    const stored = await sink.list('2026-11-24');
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ at: '2026-11-24T10:20:00Z', position: invalid.position });
+    // Without a stream position a letter is keyed by its time, so two writes stay two rows.
+    await sink.put([{ ...invalid, position: {}, at: '2026-11-24T11:00:00Z' }, { ...invalid, position: {}, at: '2026-11-24T11:05:00Z' }]);
+    expect(await sink.list('2026-11-24')).toHaveLength(3);
   });
 
   it('writes more than 100 letters of one day in several transactions, and with a retention they can be swept', async () => {

@@ -194,10 +194,27 @@ export const command: CliCommand = {
     const run = await replayPaths(app, parsed.paths, io, progress);
     if (table) io.stdout.write(table.render());
     io.stderr.write(formatSummary(app.totals, run.files));
+    const undelivered = await drainOutboxes(app, io);
     if (run.unreadable.length) {
       io.stderr.write(`agentwatch replay: ${run.unreadable.length} path(s) could not be read: ${run.unreadable.join(', ')}\n`);
       return 2;
     }
-    return 0;
+    return undelivered > 0 ? 1 : 0;
   },
 };
+
+/**
+ * Replay's outboxes live in memory: before exiting, one last redrive of whatever a transient
+ * failure left pending, and a loud count of what still did not reach its destination.
+ */
+async function drainOutboxes(app: App, io: CliIO): Promise<number> {
+  let undelivered = 0;
+  for (const outbox of app.outboxes) {
+    const report = await outbox.redrive({ ignoreSchedule: true });
+    undelivered += report.pendingAfter;
+    if (report.pendingAfter > 0) {
+      io.stderr.write(`agentwatch replay: ${report.pendingAfter} alert(s) NOT delivered to ${outbox.partition.replace(/^outbox-/, '')}${report.lastError ? ` (last error: ${report.lastError})` : ''}\n`);
+    }
+  }
+  return undelivered;
+}
