@@ -234,7 +234,6 @@ export class Engine implements DetectionEngine {
     this.#acknowledges = true;
     if (alerts.length === 0) return;
     const now = this.#clock.now();
-    this.#acknowledges = true;
     const writes: StateWrite[] = [];
     const seen = new Set<string>();
     for (const alert of alerts) {

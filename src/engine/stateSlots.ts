@@ -19,7 +19,13 @@ import { StateConflictError, isStateConflictError } from '../errors';
 import type { StateKey, StateStore, StateWrite } from '../ports';
 import { bucketOf, shortHash } from './hash';
 
-export const PARTITION_BUCKETS = 16;
+/**
+ * Buckets per detection and record kind. A Table transaction covers one partition, so a batch costs
+ * about one transaction per partition it touches: 16 buckets measured 34 transactions per 1,000
+ * records, 4 buckets 16 (target ≤ 20). Keys still spread over detections × kinds × buckets, so one
+ * busy agent never pins a single partition across all rules.
+ */
+export const PARTITION_BUCKETS = 4;
 const MAX_ROW_CHARS = 400;
 
 function rowText(text: string): string {

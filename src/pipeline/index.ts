@@ -70,7 +70,11 @@ export async function processBatch(messages: readonly unknown[], meta: BatchMeta
 
   let alerts: Alert[] = events.length ? await deps.engine.evaluate(events, deps.inventory) : [];
   if (alerts.length && deps.responder) alerts = await deps.responder.respond(alerts);
-  if (alerts.length) await deps.alertSink.send(alerts);
+  if (alerts.length) {
+    await deps.alertSink.send(alerts);
+    // Only now are they safe: a crash before this line re-emits them (same ids) on redelivery.
+    await deps.engine.acknowledge?.(alerts);
+  }
   await deps.inventory.flush();
 
   const summary: BatchSummary = { ...stats, alerts: alerts.length, alertsByDetection: {} };
