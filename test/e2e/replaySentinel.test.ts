@@ -9,10 +9,10 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/alerts/types';
 import { command as replay } from '../../src/cli/commands/replay';
+import { capturedIo } from '../support/capturedIo';
 import { FAKE_IDENTITY_HEADER, FakeLogsIngestion, INGESTION_REPLIES, startFakeLogsIngestion, useFakeManagedIdentity } from '../support/fakeLogsIngestion';
 
 const repoRoot = join(__dirname, '..', '..');
@@ -36,14 +36,9 @@ afterAll(async () => {
 beforeEach(() => fake.reset());
 
 async function runReplay(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => (out += String(chunk)));
-  stderr.on('data', (chunk) => (err += String(chunk)));
-  const code = await replay.run(args, { stdout, stderr, stdin: new PassThrough(), env, cwd: repoRoot });
-  return { code, stdout: out, stderr: err };
+  const captured = capturedIo(env, repoRoot);
+  const code = await replay.run(args, captured.io);
+  return { code, stdout: captured.stdout(), stderr: captured.stderr() };
 }
 
 const sentinelEnv = (): NodeJS.ProcessEnv => ({ AGENTWATCH_SENTINEL_ENDPOINT: fake.endpoint, AGENTWATCH_SENTINEL_DCR_ID: DCR });

@@ -4,7 +4,7 @@
  * Logs Ingestion client to the local HTTPS fake, with the CLI's own DefaultAzureCredential getting
  * a managed identity token from the fake's identity endpoint.
  */
-import { PassThrough } from 'node:stream';
+import { capturedIo } from '../support/capturedIo';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OutboxAlertSink } from '../../src/alerts/outbox';
 import { SentinelUploader } from '../../src/alerts/sentinelSink';
@@ -75,16 +75,10 @@ async function pendingOutbox(count: number): Promise<{ env: NodeJS.ProcessEnv; a
 
 /** The command as the CLI runs it; with `deps`, through `redrive()` so waits can be simulated. */
 async function run(args: string[], env: NodeJS.ProcessEnv, deps?: RedriveDeps): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => (out += String(chunk)));
-  stderr.on('data', (chunk) => (err += String(chunk)));
-  const io = { stdout, stderr, stdin: new PassThrough(), env, cwd: process.cwd() };
+  const captured = capturedIo(env);
   const parsed = parseRedriveArgs(args);
-  const code = deps && typeof parsed !== 'string' ? await redrive(parsed, io, deps) : await command.run(args, io);
-  return { code, stdout: out, stderr: err };
+  const code = deps && typeof parsed !== 'string' ? await redrive(parsed, captured.io, deps) : await command.run(args, captured.io);
+  return { code, stdout: captured.stdout(), stderr: captured.stderr() };
 }
 
 describe('agentwatch redrive', () => {

@@ -3,9 +3,9 @@
  * loads its commands with require(), which only resolves in the build) with captured streams, and
  * parses `--output ndjson` alerts.
  */
-import { PassThrough } from 'node:stream';
 import type { Alert } from '../../src/alerts/types';
 import type { CliIO, ExitCode } from '../../src/cli/io';
+import { capturedIo } from './capturedIo';
 
 const { main } = require('../../dist/src/cli/main.js') as { main(argv: string[], io: CliIO): Promise<ExitCode> };
 
@@ -16,14 +16,9 @@ export interface CliRun {
 }
 
 export async function runCli(argv: string[]): Promise<CliRun> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => (out += String(chunk)));
-  stderr.on('data', (chunk) => (err += String(chunk)));
-  const code = await main(argv, { stdout, stderr, stdin: new PassThrough(), env: {}, cwd: process.cwd() });
-  return { code, stdout: out, stderr: err };
+  const captured = capturedIo();
+  const code = await main(argv, captured.io);
+  return { code, stdout: captured.stdout(), stderr: captured.stderr() };
 }
 
 /** `agentwatch replay --output ndjson [options] PATH…`: every stdout line must be one JSON alert. */
