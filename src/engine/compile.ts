@@ -498,8 +498,19 @@ export function matchValue(found: unknown, element: ElementPredicate, all: boole
 export function compositeKeys(getters: readonly FieldGetter[], event: AgentEvent, ctx: RuleEvalContext): string[] {
   let keys: string[] = [''];
   for (let i = 0; i < getters.length; i++) {
+    const found = getters[i](event, ctx);
+    if (found === undefined || found === null) return [];
+    if (!Array.isArray(found)) {
+      // One scalar value (the common case): extend every key without the list machinery.
+      const text = keyText(found);
+      if (text === undefined || text === '') return [];
+      const folded = fold(text);
+      if (i === 0) keys = [folded];
+      else for (let k = 0; k < keys.length; k++) keys[k] = `${keys[k]}|${folded}`;
+      continue;
+    }
     const texts: string[] = [];
-    for (const value of valuesOf(getters[i](event, ctx))) {
+    for (const value of valuesOf(found)) {
       const text = keyText(value);
       if (text !== undefined && text !== '') texts.push(fold(text));
     }

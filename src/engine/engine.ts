@@ -183,7 +183,8 @@ export class Engine implements DetectionEngine {
   readonly #markerTtlMs: number;
   readonly #maxRetries: number;
   readonly #runner = new ConditionRunner();
-  readonly #dispatch = new Map<string, Map<string, Map<string, Map<string, RuleRuntime[]>>>>();
+  /** Candidate rules per kind, category, flow and operation, split by dependency level. */
+  readonly #dispatch = new Map<string, Map<string, Map<string, Map<string, RuleRuntime[][]>>>>();
   readonly #stats: EngineStats = { events: 0, alertsRaised: 0, alertsFolded: 0, duplicates: 0, tooLate: {}, stateOverflow: {}, conflictsRetried: 0, alertsReemitted: 0, alertsByDetection: {} };
   /** Whether this engine's pipeline acknowledges delivered alerts (it called `acknowledge`, or was told so). */
   #acknowledges: boolean;
@@ -328,7 +329,11 @@ export class Engine implements DetectionEngine {
     const firings: Firing[] = [];
     const alertEvents: AgentEvent[] = [...carriedAlertEvents.values()];
     let tooLate = 0;
-    for (const level of this.#levels) {
+    // Each event's candidates once per attempt (already split by level), not once per level.
+    const candidates = new Array<RuleRuntime[][]>(events.length);
+    for (let index = 0; index < events.length; index++) candidates[index] = this.#candidates(events[index]);
+    for (let levelIndex = 0; levelIndex < this.#levels.length; levelIndex++) {
+      const level = this.#levels[levelIndex];
       if (level.length === 0) continue;
       const inLevel = new Set(level);
       // Alert events of lower levels, routed to the chains that name them.
@@ -338,9 +343,9 @@ export class Engine implements DetectionEngine {
         for (const rule of this.#dependents.get(detectionId) ?? []) if (inLevel.has(rule)) routed.push({ event: alertEvent, rule });
       }
       const work: WorkItem[] = [];
-      for (const event of events) {
-        for (const rule of this.#candidates(event)) {
-          if (rule.level !== level[0].level) continue;
+      for (let index = 0; index < events.length; index++) {
+        const event = events[index];
+        for (const rule of candidates[index][levelIndex]) {
           const item = this.#plan(rule, event, ctx, cache);
           if (item) work.push(item);
         }
@@ -370,8 +375,8 @@ export class Engine implements DetectionEngine {
     return { firings, tooLate };
   }
 
-  /** Rules whose prefilter admits the event's kind, category, flow and operation (cached per combination). */
-  #candidates(event: AgentEvent): RuleRuntime[] {
+  /** Rules whose prefilter admits the event's kind, category, flow and operation, per level (cached per combination). */
+  #candidates(event: AgentEvent): RuleRuntime[][] {
     const kind = event.kind ?? '';
     const category = event.category ?? '';
     const flow = event.flow ?? '';
@@ -382,16 +387,17 @@ export class Engine implements DetectionEngine {
     if (!byFlow) byCategory.set(category, (byFlow = new Map()));
     let byOperation = byFlow.get(flow);
     if (!byOperation) byFlow.set(flow, (byOperation = new Map()));
-    let rules = byOperation.get(operation);
-    if (!rules) {
+    let byLevel = byOperation.get(operation);
+    if (!byLevel) {
       const [k, c, f, o] = [fold(kind), fold(category), fold(flow), fold(operation)];
-      rules = this.#rules.filter(
+      const rules = this.#rules.filter(
         ({ detection: { prefilter } }) =>
           (!prefilter.kinds || prefilter.kinds.has(k)) && (!prefilter.categories || prefilter.categories.has(c)) && (!prefilter.flows || prefilter.flows.has(f)) && (!prefilter.operations || prefilter.operations.has(o)),
       );
-      byOperation.set(operation, rules);
+      byLevel = this.#levels.map((_, level) => rules.filter((rule) => rule.level === level));
+      byOperation.set(operation, byLevel);
     }
-    return rules;
+    return byLevel;
   }
 
   /** What of the rule the event satisfies; `undefined` when nothing (no allocation on that, the common, path). */
@@ -514,7 +520,7 @@ export class Engine implements DetectionEngine {
     const detection = rule.detection;
     const stateful = detection.stateful!;
     let tooLate = 0;
-    const hash = shortHash(event.id);
+    const hash = this.#idHash(event.id);
     const applyToKey = (key: string, apply: (state: KeyState) => KindOutcome): void => {
       const slot = cache.slot<KeyState>(keyStateKey(detection.id, key));
       const state = slot.value ?? newKeyState(key, event.timeMs);
@@ -625,6 +631,17 @@ export class Engine implements DetectionEngine {
       }
     }
     return tooLate;
+  }
+
+  #lastHashedId: string | undefined;
+  #lastIdHash = '';
+  /** `shortHash` of an event id, remembered for the last id: one event meets several stateful rules in a row. */
+  #idHash(id: string): string {
+    if (id !== this.#lastHashedId) {
+      this.#lastIdHash = shortHash(id);
+      this.#lastHashedId = id;
+    }
+    return this.#lastIdHash;
   }
 
   #touch(slot: Slot<KeyState>, state: KeyState, rule: RuleRuntime): void {

@@ -17,7 +17,21 @@ export function foldUncached(value: string): string {
 const FOLD_CACHE_LIMIT = 50_000;
 let foldCache = new Map<string, string>();
 
+/**
+ * True when folding cannot change the text: printable ASCII without upper case, whitespace or
+ * dashes other than `-` (ids, IPs, lower-case UPNs). Such text skips the cache, so a stream of
+ * unique keys neither allocates cache entries nor flushes the cache of repeating values.
+ */
+function alreadyFolded(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code <= 0x20 || code >= 0x7f || (code >= 0x41 && code <= 0x5a)) return false;
+  }
+  return true;
+}
+
 export function fold(value: string): string {
+  if (alreadyFolded(value)) return value;
   let folded = foldCache.get(value);
   if (folded === undefined) {
     folded = foldUncached(value);

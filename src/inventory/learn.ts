@@ -45,14 +45,17 @@ export function learnFromEvent(inventory: Inventory, event: AgentEvent): void {
 
 function noteFirstSeen(inventory: Inventory, event: AgentEvent): void {
   const t = event.timeMs;
+  // Noting an id twice at one time changes nothing: skip the repeats (subject is often the actor,
+  // an agent identity's object id is often its app id) and save the map look-ups.
   const note = (p: Principal | undefined): void => {
     if (!p) return;
     inventory.seen(p.id, t);
-    inventory.seen(p.appId, t);
+    if (p.appId !== p.id) inventory.seen(p.appId, t);
   };
-  note(event.actor);
-  note(event.subject);
-  note(event.client);
+  const { actor, subject, client } = event;
+  note(actor);
+  if (subject !== actor) note(subject);
+  if (client !== actor && client !== subject) note(client);
   if (event.audit) {
     for (const target of event.audit.targets) note(target);
     note(event.audit.grantee);

@@ -191,7 +191,7 @@ export class Inventory implements InventoryView {
     } else if (facts.live !== undefined && facts.liveAtMs !== undefined && facts.live === entity.live && facts.liveAtMs > (entity.liveAtMs ?? 0)) {
       entity.liveAtMs = facts.liveAtMs;
     }
-    this.applyFacts(entity, { ...facts, id, appId });
+    this.applyFacts(entity, facts, id, appId);
     for (const candidate of [entity.id, entity.appId]) {
       const pending = candidate ? this.pendingOwners.get(candidate) : undefined;
       if (pending) {
@@ -207,7 +207,8 @@ export class Inventory implements InventoryView {
     return entity;
   }
 
-  private applyFacts(entity: StoredEntity, facts: EntityFacts): void {
+  /** `id` / `appId` override the facts' own (upsert passes them lower-cased; no copy of `facts`). */
+  private applyFacts(entity: StoredEntity, facts: EntityFacts, id = facts.id, appId = facts.appId): void {
     let changed = false;
     const set = <K extends 'id' | 'appId' | 'name' | 'upn' | 'parentId' | 'ownerTenantId' | 'createdByAppId'>(key: K, value: string | undefined): void => {
       if (value === undefined || value === '' || entity[key] === value) return;
@@ -221,8 +222,8 @@ export class Inventory implements InventoryView {
       changed = true;
     };
     if (!this.indexed(entity)) this.index(entity);
-    set('id', facts.id);
-    set('appId', facts.appId);
+    set('id', id);
+    set('appId', appId);
     set('name', facts.name);
     set('upn', facts.upn?.toLowerCase());
     set('parentId', facts.parentId?.toLowerCase());
@@ -247,14 +248,22 @@ export class Inventory implements InventoryView {
   }
 
   private find(kind: InventoryKind, id: string | undefined, appId: string | undefined): StoredEntity | undefined {
-    for (const candidate of [id && this.byObjectId.get(id), appId && this.byAppId.get(appId), id && this.byAppId.get(id), appId && this.byObjectId.get(appId)]) {
-      if (!candidate) continue;
-      for (const entity of candidate) {
-        if (entity.kind !== kind) continue;
-        // A known object id must agree; an entity known only by app id may gain an object id.
-        if (id && entity.id && entity.id !== id && !(kind === 'agentIdentity' && (entity.appId === id || entity.id === appId))) continue;
-        return entity;
-      }
+    // Object id first, then app id, then each id looked up in the other index.
+    return (
+      (id ? this.findIn(this.byObjectId.get(id), kind, id, appId) : undefined) ??
+      (appId ? this.findIn(this.byAppId.get(appId), kind, id, appId) : undefined) ??
+      (id ? this.findIn(this.byAppId.get(id), kind, id, appId) : undefined) ??
+      (appId ? this.findIn(this.byObjectId.get(appId), kind, id, appId) : undefined)
+    );
+  }
+
+  private findIn(candidates: StoredEntity[] | undefined, kind: InventoryKind, id: string | undefined, appId: string | undefined): StoredEntity | undefined {
+    if (!candidates) return undefined;
+    for (const entity of candidates) {
+      if (entity.kind !== kind) continue;
+      // A known object id must agree; an entity known only by app id may gain an object id.
+      if (id && entity.id && entity.id !== id && !(kind === 'agentIdentity' && (entity.appId === id || entity.id === appId))) continue;
+      return entity;
     }
     return undefined;
   }

@@ -66,11 +66,26 @@ const QUOTED = /'[^']*'/g;
 /** Opaque ids Graph puts in paths: long tokens mixing letters and digits (message ids, base64). */
 const OPAQUE_ID = /^(?=.*\d)[A-Za-z0-9=_+\-!]{20,}$/;
 
+/** The same request URIs repeat (an app polling one mailbox): normalize each distinct one once. */
+const GRAPH_PATHS = new Map<string, string>();
+const GRAPH_PATHS_LIMIT = 4096;
+
 /**
  * `https://graph.microsoft.com/v1.0/users/alice@contoso.com/messages?$top=50` → `/users/{id}/messages`:
  * host, version, query and fragment stripped; GUIDs, UPNs, quoted keys and opaque ids replaced by `{id}`.
  */
 export function normalizeGraphPath(uri: string): string {
+  if (uri.length > 2048) return normalizeGraphPathUncached(uri);
+  let path = GRAPH_PATHS.get(uri);
+  if (path === undefined) {
+    path = normalizeGraphPathUncached(uri);
+    if (GRAPH_PATHS.size >= GRAPH_PATHS_LIMIT) GRAPH_PATHS.clear();
+    GRAPH_PATHS.set(uri, path);
+  }
+  return path;
+}
+
+function normalizeGraphPathUncached(uri: string): string {
   let rest = uri.includes('\\u0026') ? uri.replace(/\\u0026/gi, '&') : uri;
   const scheme = rest.indexOf('://');
   if (scheme >= 0) {

@@ -15,7 +15,7 @@
 import type { AgentEvent, CredentialUse, EventResult, Principal, PrincipalType, RiskInfo, SignInFlow } from './types';
 import { TOKEN_EXCHANGE_RESOURCE_APP_ID } from './types';
 import { AGENT_TYPE_TO_PRINCIPAL, baseEvent, eventTimes } from './envelope';
-import { asObject, bool, decodeJsonish, id, lower, text, type Json } from './values';
+import { asObject, bool, decodeJsonish, equalsIgnoreCase, id, lower, text, type Json } from './values';
 import type { NormalizeInput } from './input';
 
 export function normalizeSignIn(input: NormalizeInput): AgentEvent {
@@ -94,7 +94,7 @@ export function normalizeSignIn(input: NormalizeInput): AgentEvent {
     if (userId) event.agentUserId = userId;
   }
 
-  const resource = resourceOf(p);
+  const resource = resourceOf(p, resourceAppId);
   if (resource) event.resource = resource;
   const ip = text(p.ipAddress) ?? text(record.callerIpAddress);
   if (ip) event.ip = ip;
@@ -139,12 +139,12 @@ function appType(agentType: string | undefined, flow: SignInFlow, isManagedIdent
 
 function hasEventType(value: unknown, wanted: string): boolean {
   if (!Array.isArray(value)) return typeof value === 'string' && value.toLowerCase().includes(wanted);
-  for (const v of value) if (typeof v === 'string' && v.toLowerCase() === wanted) return true;
+  // `wanted` is lower-case ASCII: compare without a lower-cased copy per value.
+  for (const v of value) if (typeof v === 'string' && equalsIgnoreCase(v, wanted)) return true;
   return false;
 }
 
-function resourceOf(p: Json): AgentEvent['resource'] {
-  const appId = id(p.resourceId);
+function resourceOf(p: Json, appId: string | undefined): AgentEvent['resource'] {
   const spId = id(p.resourceServicePrincipalId);
   const name = text(p.resourceDisplayName);
   if (!appId && !spId && !name) return undefined;

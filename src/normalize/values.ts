@@ -35,6 +35,8 @@ const LOWERED_LIMIT = 4096;
 export function lower(value: unknown): string | undefined {
   const t = text(value);
   if (t === undefined) return undefined;
+  // Most enum values already arrive lower-case ("none", "success"): no copy, no map look-up.
+  if (isLowerAscii(t)) return t;
   if (t.length > 48) return t.toLowerCase();
   let lowered = LOWERED.get(t);
   if (lowered === undefined) {
@@ -79,6 +81,15 @@ export function id(value: unknown): string | undefined {
   // nothing changes, so it only runs when there is an upper-case letter.
   if (t.length === 36 && t.charCodeAt(8) === 45 && t.charCodeAt(13) === 45 && t.charCodeAt(18) === 45 && t.charCodeAt(23) === 45) return hasUpperCase(t) ? t.toLowerCase() : t;
   return t.length > 40 || t.indexOf('-') === -1 || !GUID_SHAPED.test(t) || !hasUpperCase(t) ? t : t.toLowerCase();
+}
+
+/** Only ASCII and no A–Z: `toLowerCase` would return the same text (non-ASCII goes the slow way). */
+function isLowerAscii(t: string): boolean {
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if ((c >= 65 && c <= 90) || c > 127) return false;
+  }
+  return true;
 }
 
 function hasUpperCase(t: string): boolean {
