@@ -25,7 +25,13 @@ export async function main(argv: string[], io: CliIO): Promise<ExitCode> {
     io.stderr.write(`agentwatch: unknown command ${JSON.stringify(name)}\n\n${helpText()}`);
     return 2;
   }
-  return load().run(args, io);
+  const command = load();
+  // Every command answers --help the same way, before it parses its own arguments.
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout.write(command.usage.endsWith('\n') ? command.usage : `${command.usage}\n`);
+    return 0;
+  }
+  return command.run(args, io);
 }
 
 function helpText(): string {

@@ -3,26 +3,18 @@
  * huge payloads are cut to fit with a marker and their original size, nothing overwrites anything
  * else, and a retried put does not duplicate.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DeadLetter } from '../../src/ports';
 import { createTableDeadLetterSink, TableDeadLetterSink } from '../../src/state/deadLetterTable';
 import { sweepExpiredState } from '../../src/state/sweep';
 import { escapeTableKey, tableClientFromSettings } from '../../src/state/tableStore';
-import { startAzuriteTables, type AzuriteTables } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 
-let azurite: AzuriteTables;
+const azurite = useAzuriteTables();
 let tableCount = 0;
 
-beforeAll(async () => {
-  azurite = await startAzuriteTables();
-});
-
-afterAll(async () => {
-  await azurite?.stop();
-});
-
 async function freshSink(options: ConstructorParameters<typeof TableDeadLetterSink>[1] = {}) {
-  const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString }, `deadletters${process.pid}x${++tableCount}`);
+  const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString }, `deadletters${process.pid}x${++tableCount}`);
   await table.createTable();
   const requests: string[] = [];
   table.pipeline.addPolicy({ name: 'recordRequests', sendRequest: (request, next) => (requests.push(`${request.method} ${new URL(request.url).pathname}`), next(request)) });
@@ -124,14 +116,14 @@ describe('TableDeadLetterSink', () => {
 
   it('the factory creates the dead-letter table named by AGENTWATCH_DEADLETTER_TABLE', async () => {
     const tableName = `dlfactory${process.pid}`;
-    const sink = await createTableDeadLetterSink({ AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString, AGENTWATCH_DEADLETTER_TABLE: tableName });
+    const sink = await createTableDeadLetterSink({ AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString, AGENTWATCH_DEADLETTER_TABLE: tableName });
     expect(sink.table.tableName).toBe(tableName);
     await sink.put([undecodable]);
     expect(await sink.list('2026-11-24')).toHaveLength(1);
   });
 
   it('fails loudly with STATE_UNAVAILABLE when the table cannot be reached', async () => {
-    const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString.replace(`:${azurite.port}/`, ':1/') }, 'unreachable');
+    const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString.replace(`:${azurite().port}/`, ':1/') }, 'unreachable');
     const sink = new TableDeadLetterSink(table, { retry: { maxAttempts: 2, sleep: async () => undefined } });
     await expect(sink.put([undecodable])).rejects.toMatchObject({ code: 'STATE_UNAVAILABLE' });
   });

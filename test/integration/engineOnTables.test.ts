@@ -11,14 +11,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TableClient } from '@azure/data-tables';
 import { parse } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryAlertSink } from '../../src/alerts/consoleSinks';
 import type { Alert } from '../../src/alerts/types';
 import { buildApp } from '../../src/app';
 import { createEngine, loadDetections } from '../../src/engine';
 import type { Clock } from '../../src/ports';
 import { tableClientFromSettings, TableStateStore } from '../../src/state/tableStore';
-import { startAzuriteTables, type AzuriteTables } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 
 type PipelinePolicy = Parameters<TableClient['pipeline']['addPolicy']>[0];
 
@@ -29,16 +29,8 @@ const t2Autonomous = (parse(readFileSync(join(repoRoot, 'detections', 'fixtures'
 const AGENT = (t2Autonomous.properties as { appId: string }).appId;
 const clock: Clock = { now: () => Date.parse('2026-10-05T11:00:00Z') };
 
-let azurite: AzuriteTables;
+const azurite = useAzuriteTables();
 let tableCount = 0;
-
-beforeAll(async () => {
-  azurite = await startAzuriteTables();
-});
-
-afterAll(async () => {
-  await azurite?.stop();
-});
 
 /** Failed T2 sign-in number `n` of the agent, 50 s apart from 10:00. */
 function failure(n: number): Record<string, unknown> {
@@ -60,7 +52,7 @@ function newTableName(): string {
 
 /** One pipeline instance (as one Function instance would be) over the shared table. */
 async function instance(tableName: string, policies: PipelinePolicy[] = []) {
-  const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString }, tableName);
+  const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString }, tableName);
   await table.createTable();
   for (const policy of policies) table.pipeline.addPolicy(policy);
   const state = new TableStateStore(table, { clock });

@@ -1,8 +1,8 @@
 /** `agentwatch grant-permissions` against the local HTTPS Graph: exactly the missing app roles are POSTed, idempotently. */
-import { PassThrough } from 'node:stream';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { command, grantPermissions, parseArgs } from '../../src/cli/commands/grantPermissions';
 import { permissionsToGrant } from '../../src/response/permissions';
+import { capturedIo } from '../support/capturedIo';
 import { runCli } from '../support/replayCli';
 import { GRAPH_ERRORS, fakeCredential, useFakeGraph, type FakeGraph } from '../support/fakeGraph';
 
@@ -13,13 +13,8 @@ const roleId = (value: string) => `${(value.length * 7919).toString(16).padStart
 const OFFERED = ['AgentIdentity.Read.All', 'Application.Read.All', 'User.Read.All', 'ThreatHunting.Read.All', 'IdentityRiskyAgent.ReadWrite.All', 'AgentIdentity.EnableDisable.All', 'AgentIdentityBlueprint.AddRemoveCreds.All', 'Application.ReadWrite.All', 'User.RevokeSessions.All'];
 
 function capture() {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let stdout = '';
-  let stderr = '';
-  out.on('data', (chunk) => (stdout += String(chunk)));
-  err.on('data', (chunk) => (stderr += String(chunk)));
-  return { io: { stdout: out, stderr: err }, text: () => ({ stdout, stderr }) };
+  const captured = capturedIo();
+  return { io: captured.io, text: () => ({ stdout: captured.stdout(), stderr: captured.stderr() }) };
 }
 
 describe('agentwatch grant-permissions', () => {

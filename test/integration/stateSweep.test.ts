@@ -2,27 +2,19 @@
  * sweepExpiredState against Azurite: expired records (and tombstones) are deleted across
  * partitions, live ones kept, and records rewritten after the scan survive (etag-conditional delete).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { LogLevel, StateKey, StateWrite } from '../../src/ports';
 import { sweepExpiredState } from '../../src/state/sweep';
 import { tableClientFromSettings, TableStateStore } from '../../src/state/tableStore';
-import { startAzuriteTables, type AzuriteTables } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 
-let azurite: AzuriteTables;
+const azurite = useAzuriteTables();
 let tableCount = 0;
-
-beforeAll(async () => {
-  azurite = await startAzuriteTables();
-});
-
-afterAll(async () => {
-  await azurite?.stop();
-});
 
 const T0 = Date.parse('2026-11-24T10:00:00Z');
 
 async function freshStore(clock: { now(): number }) {
-  const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString }, `sweep${process.pid}x${++tableCount}`);
+  const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString }, `sweep${process.pid}x${++tableCount}`);
   await table.createTable();
   return new TableStateStore(table, { clock });
 }
@@ -74,7 +66,7 @@ describe('sweepExpiredState', () => {
       sendRequest: async (request, next) => {
         if (request.method === 'DELETE' && !interfered) {
           interfered = true;
-          const other = new TableStateStore(tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString }, store.table.tableName), { clock: { now: () => now } });
+          const other = new TableStateStore(tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString }, store.table.tableName), { clock: { now: () => now } });
           await other.commit([{ op: 'put', key: key('p', 'rewritten'), value: 'new', ifMatch: undefined, expiresAt: now + 60_000 }]);
           await other.table.deleteEntity('p', 'raced');
         }
@@ -98,7 +90,7 @@ describe('sweepExpiredState', () => {
   });
 
   it('reports a table it cannot reach as STATE_UNAVAILABLE', async () => {
-    const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString.replace(`:${azurite.port}/`, ':1/') }, 'unreachable');
+    const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString.replace(`:${azurite().port}/`, ':1/') }, 'unreachable');
     await expect(sweepExpiredState(table, { now: T0, retry: { maxAttempts: 2, sleep: async () => undefined } })).rejects.toMatchObject({ code: 'STATE_UNAVAILABLE' });
   });
 });

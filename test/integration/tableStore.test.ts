@@ -6,22 +6,14 @@
 import { RestError, type TableClient } from '@azure/data-tables';
 
 type PipelinePolicy = Parameters<TableClient['pipeline']['addPolicy']>[0];
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isStateConflictError, StateConflictError } from '../../src/errors';
 import type { StateKey, StateWrite } from '../../src/ports';
 import { createTableStateStore, escapeTableKey, stateKeyId, tableClientFromSettings, TableStateStore, unescapeTableKey } from '../../src/state/tableStore';
-import { startAzuriteTables, type AzuriteTables } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 
-let azurite: AzuriteTables;
+const azurite = useAzuriteTables();
 let tableCount = 0;
-
-beforeAll(async () => {
-  azurite = await startAzuriteTables();
-});
-
-afterAll(async () => {
-  await azurite?.stop();
-});
 
 interface SeenRequest {
   method: string;
@@ -33,7 +25,7 @@ interface SeenRequest {
 /** A fresh table, a client that records every HTTP request it sends, and a store over it. */
 async function freshStore(options: { now?: () => number; failFirst?: number; failStatus?: number } = {}) {
   const tableName = `state${process.pid}x${++tableCount}`;
-  const settings = { AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString, AGENTWATCH_STATE_TABLE: tableName };
+  const settings = { AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString, AGENTWATCH_STATE_TABLE: tableName };
   const seen: SeenRequest[] = [];
   let failuresLeft = options.failFirst ?? 0;
   const table = tableClientFromSettings(settings, tableName);
@@ -316,21 +308,21 @@ describe('TableStateStore: restart and failures', () => {
   });
 
   it('reports an unreachable service as STATE_UNAVAILABLE, not as a conflict', async () => {
-    const table: TableClient = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString.replace(`:${azurite.port}/`, ':1/') }, 'unreachable');
+    const table: TableClient = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString.replace(`:${azurite().port}/`, ':1/') }, 'unreachable');
     const store = new TableStateStore(table, { retry: { maxAttempts: 2, sleep: async () => undefined } });
     await expect(store.get(key('p', 'r'))).rejects.toMatchObject({ code: 'STATE_UNAVAILABLE' });
     await expect(store.commit([put(key('p', 'r'), 1)])).rejects.toMatchObject({ code: 'STATE_UNAVAILABLE' });
   });
 
   it('reports a missing table as STATE_UNAVAILABLE', async () => {
-    const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString }, 'nosuchtable');
+    const table = tableClientFromSettings({ AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString }, 'nosuchtable');
     const store = new TableStateStore(table);
     await expect(store.commit([put(key('p', 'r'), 1, { ifMatch: undefined })])).rejects.toMatchObject({ code: 'STATE_UNAVAILABLE' });
     await expect(store.get(key('p', 'r'))).rejects.toMatchObject({ code: 'STATE_UNAVAILABLE' });
   });
 
   it('the factory creates the table once and refuses settings with neither connection string nor endpoint', async () => {
-    const settings = { AGENTWATCH_STATE_CONNECTION_STRING: azurite.connectionString, AGENTWATCH_STATE_TABLE: `factory${process.pid}` };
+    const settings = { AGENTWATCH_STATE_CONNECTION_STRING: azurite().connectionString, AGENTWATCH_STATE_TABLE: `factory${process.pid}` };
     const first = await createTableStateStore(settings);
     await first.commit([put(key('p', 'r'), 'kept')]);
     const second = await createTableStateStore(settings);

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 
 export interface AzuriteTables {
   port: number;
@@ -82,4 +83,22 @@ async function waitForPort(port: number, child: ChildProcess, stderr: () => stri
   }
   child.kill('SIGKILL');
   throw new Error(`azurite did not listen on ${port} within 20 s: ${stderr()}`);
+}
+
+/**
+ * One Azurite per test file: started in beforeAll, stopped by PID in afterAll. Call at the top of
+ * the file; the returned getter hands out the running instance inside tests and hooks.
+ */
+export function useAzuriteTables(): () => AzuriteTables {
+  let azurite: AzuriteTables | undefined;
+  beforeAll(async () => {
+    azurite = await startAzuriteTables();
+  });
+  afterAll(async () => {
+    await azurite?.stop();
+  });
+  return () => {
+    if (!azurite) throw new Error('Azurite is not running: useAzuriteTables() hands it out only inside tests and hooks');
+    return azurite;
+  };
 }

@@ -14,10 +14,6 @@ export const command: CliCommand = {
   summary: 'replay the bundled demo stream (samples/) and print the alerts as a table',
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<ExitCode> {
-    if (args.includes('--help') || args.includes('-h')) {
-      io.stdout.write(USAGE);
-      return 0;
-    }
     const unknown = args.find((a) => a.startsWith('-') && a !== '-');
     if (unknown) {
       io.stderr.write(`agentwatch demo: unknown option ${unknown}\n${USAGE}`);

@@ -91,10 +91,6 @@ export const command: CliCommand = {
   summary: 'run the pipeline as a self-hosted Event Hubs consumer with checkpoints (npm run local)',
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<ExitCode> {
-    if (args.includes('--help') || args.includes('-h')) {
-      io.stdout.write(USAGE);
-      return 0;
-    }
     const parsed = parseLocalArgs(args);
     if (typeof parsed === 'string') {
       io.stderr.write(`agentwatch local: ${parsed}\n\n${USAGE}`);

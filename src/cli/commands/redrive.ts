@@ -125,10 +125,6 @@ export const command: CliCommand = {
   summary: 'deliver the alerts still waiting in the Sentinel outbox, and report what is pending',
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<ExitCode> {
-    if (args.includes('--help') || args.includes('-h')) {
-      io.stdout.write(USAGE);
-      return 0;
-    }
     const parsed = parseRedriveArgs(args);
     if (typeof parsed === 'string') {
       io.stderr.write(`agentwatch redrive: ${parsed}\n\n${USAGE}`);

@@ -162,10 +162,6 @@ export const command: CliCommand = {
   summary: 'replay exported Entra records (files, folders, -) through the full pipeline',
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<ExitCode> {
-    if (args.includes('--help') || args.includes('-h')) {
-      io.stdout.write(USAGE);
-      return 0;
-    }
     const parsed = parseReplayArgs(args);
     if (typeof parsed === 'string') {
       io.stderr.write(`agentwatch replay: ${parsed}\n${USAGE}`);

@@ -9,7 +9,7 @@ import { ruleArgsOrExit } from './validate';
 
 export const command: CliCommand = {
   summary: "run the detection rules' embedded tests (default detections/)",
-  usage: 'agentwatch test [PATH...] [--only id,id] [--config FILE]',
+  usage: 'usage: agentwatch test [PATH...] [--only id,id] [--config FILE]',
   async run(args: string[], io: CliIO): Promise<ExitCode> {
     const parsed = ruleArgsOrExit(args, io, this.usage);
     if (typeof parsed === 'number') return parsed;

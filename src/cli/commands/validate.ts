@@ -54,7 +54,7 @@ export function ruleArgsOrExit(args: string[], io: CliIO, usage: string): NonNul
 
 export const command: CliCommand = {
   summary: 'check detection rule files (default detections/) and report every problem',
-  usage: 'agentwatch validate [PATH...] [--config FILE]',
+  usage: 'usage: agentwatch validate [PATH...] [--config FILE]',
   async run(args: string[], io: CliIO): Promise<ExitCode> {
     const parsed = ruleArgsOrExit(args, io, this.usage);
     if (typeof parsed === 'number') return parsed;
