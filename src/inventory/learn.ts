@@ -17,9 +17,41 @@ const DELETE_OBJECT = /^(delete|hard delete|remove) (application|service princip
 const RESTORE_OBJECT = /^restore (application|service principal|user)$/i;
 const ADD_OWNER = /^add owner to (application|service principal)$/i;
 const REMOVE_OWNER = /^remove owner from (application|service principal)$/i;
+
+/** What an audit operation means to the inventory; `other` teaches nothing beyond target markers. */
+type OperationClass = 'createApplication' | 'createServicePrincipal' | 'createUser' | 'delete' | 'restore' | 'addOwner' | 'removeOwner' | 'other';
+
+function classifyUncached(operation: string): OperationClass {
+  if (CREATE_APPLICATION.test(operation)) return 'createApplication';
+  if (CREATE_SERVICE_PRINCIPAL.test(operation)) return 'createServicePrincipal';
+  if (CREATE_USER.test(operation)) return 'createUser';
+  if (DELETE_OBJECT.test(operation)) return 'delete';
+  if (RESTORE_OBJECT.test(operation)) return 'restore';
+  if (ADD_OWNER.test(operation)) return 'addOwner';
+  if (REMOVE_OWNER.test(operation)) return 'removeOwner';
+  return 'other';
+}
+
+/**
+ * A tenant emits a few hundred distinct (folded) operation names, and most audits match none of
+ * the patterns above: classify each spelling once instead of running the patterns per record.
+ */
+const OPERATION_CLASSES = new Map<string, OperationClass>();
+const OPERATION_CLASSES_LIMIT = 4096;
+
+function classifyOperation(operation: string): OperationClass {
+  let kind = OPERATION_CLASSES.get(operation);
+  if (kind === undefined) {
+    kind = classifyUncached(operation);
+    if (OPERATION_CLASSES.size >= OPERATION_CLASSES_LIMIT) OPERATION_CLASSES.clear();
+    OPERATION_CLASSES.set(operation, kind);
+  }
+  return kind;
+}
 const BLUEPRINT_ID_PROPERTY = /blueprint(app)?id$/i;
 const PARENT_ID_PROPERTY = /^(identityparentid|agentidentityid|agentsubjectparentid)$/i;
 const BLUEPRINT_MARKER = /agentidentityblueprint|agenticapp\b/i;
+const OWNED_OBJECT_ID_PROPERTY = /^(Application|ServicePrincipal)\.ObjectID$/i;
 
 /** Learns from one event, in event order; `resolve` runs right after with what it learned. */
 export function learnFromEvent(inventory: Inventory, event: AgentEvent): void {
@@ -43,22 +75,23 @@ export function learnFromEvent(inventory: Inventory, event: AgentEvent): void {
   }
 }
 
+// Noting an id twice at one time changes nothing: the repeats are skipped (subject is often the
+// actor, an agent identity's object id is often its app id) to save the map look-ups.
+function notePrincipal(inventory: Inventory, p: Principal | undefined, t: number): void {
+  if (!p) return;
+  inventory.seen(p.id, t);
+  if (p.appId !== p.id) inventory.seen(p.appId, t);
+}
+
 function noteFirstSeen(inventory: Inventory, event: AgentEvent): void {
   const t = event.timeMs;
-  // Noting an id twice at one time changes nothing: skip the repeats (subject is often the actor,
-  // an agent identity's object id is often its app id) and save the map look-ups.
-  const note = (p: Principal | undefined): void => {
-    if (!p) return;
-    inventory.seen(p.id, t);
-    if (p.appId !== p.id) inventory.seen(p.appId, t);
-  };
   const { actor, subject, client } = event;
-  note(actor);
-  if (subject !== actor) note(subject);
-  if (client !== actor && client !== subject) note(client);
+  notePrincipal(inventory, actor, t);
+  if (subject !== actor) notePrincipal(inventory, subject, t);
+  if (client !== actor && client !== subject) notePrincipal(inventory, client, t);
   if (event.audit) {
-    for (const target of event.audit.targets) note(target);
-    note(event.audit.grantee);
+    for (const target of event.audit.targets) notePrincipal(inventory, target, t);
+    notePrincipal(inventory, event.audit.grantee, t);
   }
   inventory.seen(event.blueprintAppId, t);
   inventory.seen(event.agentIdentityId, t);
@@ -129,7 +162,8 @@ function learnFromAudit(inventory: Inventory, event: AgentEvent): void {
     else if (target.type === 'agentUser' && target.id) inventory.upsert({ kind: 'agentUser', id: target.id, upn: target.upn, name: target.name });
   }
 
-  if (CREATE_APPLICATION.test(operation)) {
+  const operationClass = classifyOperation(operation);
+  if (operationClass === 'createApplication') {
     for (const target of audit.targets) {
       if (target.rawType !== 'Application' && target.type !== 'blueprint' && target.type !== 'application') continue;
       const isBlueprint = target.type === 'blueprint' || actor?.type === 'blueprint' || mentionsBlueprint(target);
@@ -138,7 +172,7 @@ function learnFromAudit(inventory: Inventory, event: AgentEvent): void {
     }
     return;
   }
-  if (CREATE_SERVICE_PRINCIPAL.test(operation)) {
+  if (operationClass === 'createServicePrincipal') {
     for (const target of audit.targets) {
       if (target.rawType !== 'ServicePrincipal' && target.type !== 'agentIdentity' && target.type !== 'blueprintPrincipal' && target.type !== 'servicePrincipal') continue;
       if (!target.id) continue;
@@ -159,7 +193,7 @@ function learnFromAudit(inventory: Inventory, event: AgentEvent): void {
     }
     return;
   }
-  if (CREATE_USER.test(operation)) {
+  if (operationClass === 'createUser') {
     for (const target of audit.targets) {
       if (!target.id) continue;
       const parentId = propValue(target, PARENT_ID_PROPERTY);
@@ -167,8 +201,8 @@ function learnFromAudit(inventory: Inventory, event: AgentEvent): void {
     }
     return;
   }
-  const deleted = DELETE_OBJECT.test(operation);
-  if (deleted || RESTORE_OBJECT.test(operation)) {
+  const deleted = operationClass === 'delete';
+  if (deleted || operationClass === 'restore') {
     for (const target of audit.targets) {
       for (const candidate of [target.id, target.appId]) {
         if (!candidate) continue;
@@ -181,8 +215,8 @@ function learnFromAudit(inventory: Inventory, event: AgentEvent): void {
     }
     return;
   }
-  const adding = ADD_OWNER.test(operation);
-  if (adding || REMOVE_OWNER.test(operation)) {
+  const adding = operationClass === 'addOwner';
+  if (adding || operationClass === 'removeOwner') {
     const objectId = ownedObjectId(audit.targets);
     if (!objectId) return;
     const owners: string[] = [];
@@ -200,7 +234,7 @@ function learnFromAudit(inventory: Inventory, event: AgentEvent): void {
 /** The application / service principal an owner change is about. */
 function ownedObjectId(targets: AuditTarget[]): string | undefined {
   for (const target of targets) {
-    const fromProperty = propValue(target, /^(Application|ServicePrincipal)\.ObjectID$/i);
+    const fromProperty = propValue(target, OWNED_OBJECT_ID_PROPERTY);
     if (fromProperty) return fromProperty;
   }
   for (let i = targets.length - 1; i >= 0; i--) {

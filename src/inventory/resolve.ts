@@ -58,33 +58,34 @@ function blueprintOf(inventory: Inventory, entity: InventoryEntity): string | un
 
 /** Fills principal types and `blueprintAppId` / `agentIdentityId` / `agentUserId` in place. */
 export function resolveEvent(inventory: Inventory, event: AgentEvent): AgentEvent {
-  const matches: { principal: Principal; entity: InventoryEntity }[] = [];
-  const consider = (principal: Principal | undefined): void => {
-    const entity = fill(inventory, principal);
-    if (entity && principal) matches.push({ principal, entity });
-  };
   // Order = precedence for the event-level ids: what was granted / acted on before who acted.
-  consider(event.audit?.grantee);
-  consider(event.subject);
-  if (event.audit) for (const target of event.audit.targets) consider(target);
-  consider(event.actor);
-  consider(event.client);
+  // Filling a principal reads only it and the inventory, so each match can set the event-level
+  // ids as soon as it is found: no list of matches per event.
+  consider(inventory, event, event.audit?.grantee);
+  consider(inventory, event, event.subject);
+  if (event.audit) for (const target of event.audit.targets) consider(inventory, event, target);
+  consider(inventory, event, event.actor);
+  consider(inventory, event, event.client);
 
-  for (const { entity } of matches) {
-    if (!event.blueprintAppId) {
-      const blueprint = blueprintOf(inventory, entity);
-      if (blueprint) event.blueprintAppId = blueprint;
-    }
-    if (!event.agentIdentityId) {
-      if (entity.kind === 'agentIdentity' && entity.id) event.agentIdentityId = entity.id;
-      else if (entity.kind === 'agentUser' && entity.parentId) event.agentIdentityId = entity.parentId;
-    }
-    if (!event.agentUserId && entity.kind === 'agentUser' && entity.id) event.agentUserId = entity.id;
-  }
   // An agent identity known to the inventory names its blueprint even when the record did not.
   if (!event.blueprintAppId && event.agentIdentityId) {
     const agent = inventory.lookup(event.agentIdentityId);
     if (agent?.kind === 'agentIdentity' && agent.parentId) event.blueprintAppId = agent.parentId;
   }
   return event;
+}
+
+/** Fills one principal from the inventory and, when it matched, the event-level ids still unset. */
+function consider(inventory: Inventory, event: AgentEvent, principal: Principal | undefined): void {
+  const entity = fill(inventory, principal);
+  if (!entity) return;
+  if (!event.blueprintAppId) {
+    const blueprint = blueprintOf(inventory, entity);
+    if (blueprint) event.blueprintAppId = blueprint;
+  }
+  if (!event.agentIdentityId) {
+    if (entity.kind === 'agentIdentity' && entity.id) event.agentIdentityId = entity.id;
+    else if (entity.kind === 'agentUser' && entity.parentId) event.agentIdentityId = entity.parentId;
+  }
+  if (!event.agentUserId && entity.kind === 'agentUser' && entity.id) event.agentUserId = entity.id;
 }

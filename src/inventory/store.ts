@@ -192,43 +192,38 @@ export class Inventory implements InventoryView {
       entity.liveAtMs = facts.liveAtMs;
     }
     this.applyFacts(entity, facts, id, appId);
-    for (const candidate of [entity.id, entity.appId]) {
-      const pending = candidate ? this.pendingOwners.get(candidate) : undefined;
-      if (pending) {
-        this.pendingOwners.delete(candidate!);
-        this.applyFacts(entity, { kind: entity.kind, owners: [...pending] });
-      }
-      const seen = candidate ? this.firstSeenById.get(candidate) : undefined;
-      if (seen !== undefined && (entity.firstSeenMs === undefined || seen < entity.firstSeenMs)) {
-        entity.firstSeenMs = seen;
-        this.markDirty(entity);
-      }
-    }
+    // The entity's ids may be new (just created, or gained here): take owners noted before it was
+    // known, and the first-seen time of each id.
+    this.adoptNotedFacts(entity, entity.id);
+    this.adoptNotedFacts(entity, entity.appId);
     return entity;
+  }
+
+  private adoptNotedFacts(entity: StoredEntity, candidate: string | undefined): void {
+    if (!candidate) return;
+    const pending = this.pendingOwners.get(candidate);
+    if (pending) {
+      this.pendingOwners.delete(candidate);
+      this.applyFacts(entity, { kind: entity.kind, owners: [...pending] });
+    }
+    const seen = this.firstSeenById.get(candidate);
+    if (seen !== undefined && (entity.firstSeenMs === undefined || seen < entity.firstSeenMs)) {
+      entity.firstSeenMs = seen;
+      this.markDirty(entity);
+    }
   }
 
   /** `id` / `appId` override the facts' own (upsert passes them lower-cased; no copy of `facts`). */
   private applyFacts(entity: StoredEntity, facts: EntityFacts, id = facts.id, appId = facts.appId): void {
-    let changed = false;
-    const set = <K extends 'id' | 'appId' | 'name' | 'upn' | 'parentId' | 'ownerTenantId' | 'createdByAppId'>(key: K, value: string | undefined): void => {
-      if (value === undefined || value === '' || entity[key] === value) return;
-      // Ids never change once known; names and parents take the newest value.
-      if ((key === 'id' || key === 'appId') && entity[key] !== undefined) return;
-      if (key === 'id' || key === 'appId') this.unindex(entity);
-      if (key === 'parentId' && entity.parentId) this.byParent.get(entity.parentId)?.delete(entity);
-      entity[key] = value as StoredEntity[K];
-      if (key === 'id' || key === 'appId') this.index(entity);
-      if (key === 'parentId') this.addChild(entity);
-      changed = true;
-    };
     if (!this.indexed(entity)) this.index(entity);
-    set('id', id);
-    set('appId', appId);
-    set('name', facts.name);
-    set('upn', facts.upn?.toLowerCase());
-    set('parentId', facts.parentId?.toLowerCase());
-    set('ownerTenantId', facts.ownerTenantId?.toLowerCase());
-    set('createdByAppId', facts.createdByAppId?.toLowerCase());
+    // Not short-circuited: every field is applied, `changed` collects whether any was new.
+    let changed = this.setId(entity, 'id', id);
+    changed = this.setId(entity, 'appId', appId) || changed;
+    changed = setText(entity, 'name', facts.name) || changed;
+    changed = setText(entity, 'upn', facts.upn?.toLowerCase()) || changed;
+    changed = this.setParent(entity, facts.parentId?.toLowerCase()) || changed;
+    changed = setText(entity, 'ownerTenantId', facts.ownerTenantId?.toLowerCase()) || changed;
+    changed = setText(entity, 'createdByAppId', facts.createdByAppId?.toLowerCase()) || changed;
     if (facts.owners?.length || facts.removedOwners?.length) {
       const owners = new Set(entity.owners ?? []);
       const before = owners.size;
@@ -245,6 +240,24 @@ export class Inventory implements InventoryView {
       changed = true;
     }
     if (changed) this.markDirty(entity);
+  }
+
+  /** Ids never change once known: only an unknown id is set (and indexed). */
+  private setId(entity: StoredEntity, key: 'id' | 'appId', value: string | undefined): boolean {
+    if (value === undefined || value === '' || entity[key] !== undefined) return false;
+    this.unindex(entity);
+    entity[key] = value;
+    this.index(entity);
+    return true;
+  }
+
+  /** Parents take the newest value; the entity moves to its new parent's children. */
+  private setParent(entity: StoredEntity, value: string | undefined): boolean {
+    if (value === undefined || value === '' || entity.parentId === value) return false;
+    if (entity.parentId) this.byParent.get(entity.parentId)?.delete(entity);
+    entity.parentId = value;
+    this.addChild(entity);
+    return true;
   }
 
   private find(kind: InventoryKind, id: string | undefined, appId: string | undefined): StoredEntity | undefined {
@@ -386,6 +399,13 @@ export class Inventory implements InventoryView {
     if (this.dirty.size > 0) this.logger.log('warn', 'inventory entities still conflicting after retries; kept in memory for the next batch', { keys: this.dirty.size });
     return written;
   }
+}
+
+/** Names and other descriptive fields take the newest non-empty value. */
+function setText(entity: StoredEntity, key: 'name' | 'upn' | 'ownerTenantId' | 'createdByAppId', value: string | undefined): boolean {
+  if (value === undefined || value === '' || entity[key] === value) return false;
+  entity[key] = value;
+  return true;
 }
 
 function toStored(entity: StoredEntity): StoredEntity {
