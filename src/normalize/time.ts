@@ -26,7 +26,6 @@ function offsetMs(zone: string | undefined): number {
   return sign * (hours * 60 + minutes) * 60_000;
 }
 
-const ZONE = /^[+-]\d{2}(:?\d{2})?$/;
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 function daysInMonth(year: number, month: number): number {
@@ -34,13 +33,14 @@ function daysInMonth(year: number, month: number): number {
   return DAYS_IN_MONTH[month - 1]!;
 }
 
-function build(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number, zone: string | undefined): number | undefined {
+/** `zoneMs` is the zone's offset from UTC (`offsetMs`), 0 for UTC and zone-less times. */
+function build(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number, zoneMs: number): number | undefined {
   // Date.UTC silently rolls 31 February into March: refuse dates that do not exist.
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 60) return undefined;
   // Date.UTC is a C++ builtin and runs twice per record: count days arithmetically instead. Years
   // 0–99 still go through Date.UTC, which maps them to 1900–1999.
   const utc = year >= 100 ? daysFromCivil(year, month, day) * 86_400_000 + hour * 3_600_000 + minute * 60_000 + second * 1000 + ms : Date.UTC(year, month - 1, day, hour, minute, second, ms);
-  return zone === undefined ? utc : utc - offsetMs(zone);
+  return utc - zoneMs;
 }
 
 /** Days since 1970-01-01 of a proleptic Gregorian date (civil-to-days, after Howard Hinnant). */
@@ -87,10 +87,16 @@ function parseIsoFast(t: string): number | undefined | null {
     }
     ms = Math.floor(ms);
   }
-  if (i === t.length) return build(year, month, day, hour, minute, second, ms, undefined);
-  if (i === t.length - 1 && (t.charCodeAt(i) === 90 || t.charCodeAt(i) === 122)) return build(year, month, day, hour, minute, second, ms, undefined);
-  const zone = t.slice(i);
-  return ZONE.test(zone) ? build(year, month, day, hour, minute, second, ms, zone) : null;
+  if (i === t.length) return build(year, month, day, hour, minute, second, ms, 0);
+  const c = t.charCodeAt(i);
+  if (i === t.length - 1 && (c === 90 || c === 122)) return build(year, month, day, hour, minute, second, ms, 0);
+  if (c !== 43 && c !== 45) return null;
+  // `±hh`, `±hhmm` or `±hh:mm`, read in place (as `offsetMs` reads them).
+  const rest = t.length - i;
+  const hours = digits2(t, i + 1);
+  const minutes = rest === 3 ? 0 : rest === 5 ? digits2(t, i + 3) : rest === 6 && t.charCodeAt(i + 3) === 58 ? digits2(t, i + 4) : -1;
+  if (hours < 0 || minutes < 0) return null;
+  return build(year, month, day, hour, minute, second, ms, (c === 45 ? -1 : 1) * (hours * 60 + minutes) * 60_000);
 }
 
 /**
@@ -116,7 +122,7 @@ function parseTimeText(raw: string): number | undefined {
     if (fast !== null) return fast;
     const m = ISO_LIKE.exec(text);
     if (!m) return undefined;
-    return build(+m[1]!, +m[2]!, +m[3]!, m[4] ? +m[4] : 0, m[5] ? +m[5] : 0, m[6] ? +m[6] : 0, fractionMs(m[7]), m[8]);
+    return build(+m[1]!, +m[2]!, +m[3]!, m[4] ? +m[4] : 0, m[5] ? +m[5] : 0, m[6] ? +m[6] : 0, fractionMs(m[7]), offsetMs(m[8]));
   }
   const m = US_LIKE.exec(text);
   if (!m) return undefined;
@@ -127,7 +133,7 @@ function parseTimeText(raw: string): number | undefined {
     if (meridiem === 'am' && hour === 12) hour = 0;
     else if (meridiem === 'pm' && hour !== 12) hour += 12;
   }
-  return build(+m[3]!, +m[1]!, +m[2]!, hour, m[5] ? +m[5] : 0, m[6] ? +m[6] : 0, fractionMs(m[7]), m[9]);
+  return build(+m[3]!, +m[1]!, +m[2]!, hour, m[5] ? +m[5] : 0, m[6] ? +m[6] : 0, fractionMs(m[7]), offsetMs(m[9]));
 }
 
 /**

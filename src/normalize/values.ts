@@ -27,24 +27,14 @@ export function text(value: unknown): string | undefined {
   return undefined;
 }
 
-/** Enum values repeat on every record: lower-case each distinct spelling once. */
-const LOWERED = new Map<string, string>();
-const LOWERED_LIMIT = 4096;
-
-/** Lower-cased `text`, for enums (risk level, agent type, result …). */
+/**
+ * Lower-cased `text`, for enums (risk level, agent type, result …). V8's `toLowerCase` scans
+ * one-byte text natively and hands back the very same string when nothing changes, so most enum
+ * values ("none", "success") cost no copy.
+ */
 export function lower(value: unknown): string | undefined {
   const t = text(value);
-  if (t === undefined) return undefined;
-  // Most enum values already arrive lower-case ("none", "success"): no copy, no map look-up.
-  if (isLowerAscii(t)) return t;
-  if (t.length > 48) return t.toLowerCase();
-  let lowered = LOWERED.get(t);
-  if (lowered === undefined) {
-    lowered = t.toLowerCase();
-    if (LOWERED.size >= LOWERED_LIMIT) LOWERED.clear();
-    LOWERED.set(t, lowered);
-  }
-  return lowered;
+  return t === undefined ? undefined : t.toLowerCase();
 }
 
 /** A number from a number or a numeric string ("4", "0", "497815"). */
@@ -77,22 +67,19 @@ const GUID_SHAPED = /^[0-9a-z]{6,12}-[0-9a-z]{3,6}-[0-9a-z]{3,6}-[0-9a-z]{3,6}-[
 export function id(value: unknown): string | undefined {
   const t = text(value);
   if (t === undefined) return undefined;
-  // Fast path for the canonical 8-4-4-4-12 shape. Lower-casing allocates a new string even when
-  // nothing changes, so it only runs when there is an upper-case letter.
-  if (t.length === 36 && t.charCodeAt(8) === 45 && t.charCodeAt(13) === 45 && t.charCodeAt(18) === 45 && t.charCodeAt(23) === 45) return hasUpperCase(t) ? t.toLowerCase() : t;
-  return t.length > 40 || t.indexOf('-') === -1 || !GUID_SHAPED.test(t) || !hasUpperCase(t) ? t : t.toLowerCase();
-}
-
-/** Only ASCII and no A–Z: `toLowerCase` would return the same text (non-ASCII goes the slow way). */
-function isLowerAscii(t: string): boolean {
-  for (let i = 0; i < t.length; i++) {
-    const c = t.charCodeAt(i);
-    if ((c >= 65 && c <= 90) || c > 127) return false;
+  // Fast path for the canonical 8-4-4-4-12 shape: lower-cased when it has an ASCII capital.
+  // `toLowerCase` scans natively and returns the very same string when nothing changes (the usual
+  // case), so it runs first; only a changed text is checked for the ASCII capital (a text whose
+  // only capitals are non-ASCII stays as sent).
+  if (t.length === 36 && t.charCodeAt(8) === 45 && t.charCodeAt(13) === 45 && t.charCodeAt(18) === 45 && t.charCodeAt(23) === 45) {
+    const lowered = t.toLowerCase();
+    return lowered === t || hasAsciiCapital(t) ? lowered : t;
   }
-  return true;
+  // GUID-shaped text is ASCII only, so `toLowerCase` changes exactly its A–Z.
+  return t.length > 40 || t.indexOf('-') === -1 || !GUID_SHAPED.test(t) ? t : t.toLowerCase();
 }
 
-function hasUpperCase(t: string): boolean {
+function hasAsciiCapital(t: string): boolean {
   for (let i = 0; i < t.length; i++) {
     const c = t.charCodeAt(i);
     if (c >= 65 && c <= 90) return true;
