@@ -76,7 +76,6 @@ function targetsOf(p: Json): AuditTarget[] {
   const raw = asArray(p.targetResources);
   if (!raw) return [];
   const out: AuditTarget[] = [];
-  const additionalAppId = additionalDetail(p, 'appid');
   for (let i = 0; i < raw.length; i++) {
     const t = asObject(raw[i]);
     if (!t) continue;
@@ -92,7 +91,8 @@ function targetsOf(p: Json): AuditTarget[] {
     if (rawType) target.rawType = rawType;
     const isApp = target.type !== 'user' && target.type !== 'agentUser' && target.type !== 'group' && target.type !== 'role';
     if (isApp) {
-      const appId = appIdOfTarget(target) ?? (i === 0 && (rawType === 'Application' || rawType === 'ServicePrincipal') ? additionalAppId : undefined);
+      // The `AppId` additional detail names the first target's app when its properties do not.
+      const appId = appIdOfTarget(target) ?? (i === 0 && (rawType === 'Application' || rawType === 'ServicePrincipal') ? additionalDetail(p, 'appid') : undefined);
       assign(target, 'appId', appId);
     }
     out.push(target);
@@ -162,7 +162,8 @@ function additionalDetail(p: Json, key: string): string | undefined {
   if (!details) return undefined;
   for (const d of details) {
     const o = asObject(d);
-    if (o && typeof o.key === 'string' && o.key.toLowerCase() === key) return id(o.value);
+    // `key` is lower-case ASCII: compare without a lower-cased copy of every detail's key.
+    if (o && typeof o.key === 'string' && equalsIgnoreCase(o.key, key)) return id(o.value);
   }
   return undefined;
 }
@@ -182,6 +183,32 @@ function principalOfTarget(target: AuditTarget): Principal {
 const GRANT_OPERATIONS = /^(add delegated permission grant|update delegated permission grant|add app role assignment to service principal|consent to application)$/i;
 const MEMBER_OPERATIONS = /^add (eligible |scoped |active )?member to (role|group)/i;
 const REMOVAL_OPERATION = /^(remove|delete|hard delete)\b/i;
+const CONSENT_OPERATION = /^consent to application$/i;
+
+/** What the facts need to know about an operation name. */
+interface OperationTraits {
+  grant: boolean;
+  member: boolean;
+  removal: boolean;
+  consent: boolean;
+}
+
+/**
+ * A tenant emits a few hundred distinct activity names, and `foldOperation` hands back one string
+ * per spelling: test the patterns once per name instead of on every record.
+ */
+const OPERATION_TRAITS = new Map<string, OperationTraits>();
+const OPERATION_TRAITS_LIMIT = 4096;
+
+function operationTraits(operation: string): OperationTraits {
+  let traits = OPERATION_TRAITS.get(operation);
+  if (traits === undefined) {
+    traits = { grant: GRANT_OPERATIONS.test(operation), member: MEMBER_OPERATIONS.test(operation), removal: REMOVAL_OPERATION.test(operation), consent: CONSENT_OPERATION.test(operation) };
+    if (OPERATION_TRAITS.size >= OPERATION_TRAITS_LIMIT) OPERATION_TRAITS.clear();
+    OPERATION_TRAITS.set(operation, traits);
+  }
+  return traits;
+}
 
 function auditFacts(operation: string, p: Json, targets: AuditTarget[]): AuditFacts {
   const facts: AuditFacts = {
@@ -214,11 +241,11 @@ function auditFacts(operation: string, p: Json, targets: AuditTarget[]): AuditFa
   const fic = propAnywhere(targets, 'FederatedIdentityCredentials');
   if (fic) diffFederatedCredentials(fic, facts);
 
-  const removal = REMOVAL_OPERATION.test(operation);
-  if (!removal) facts.permissionsGranted = permissionsOf(targets);
-  const grantee = granteeOf(operation, targets);
+  const traits = operationTraits(operation);
+  if (!traits.removal) facts.permissionsGranted = permissionsOf(targets);
+  const grantee = granteeOf(traits, targets);
   if (grantee) facts.grantee = grantee;
-  if (GRANT_OPERATIONS.test(operation) || facts.permissionsGranted.length > 0) {
+  if (traits.grant || facts.permissionsGranted.length > 0) {
     const resource = permissionResourceOf(targets, grantee);
     if (resource) facts.permissionResource = resource;
   }
@@ -374,7 +401,7 @@ function permissionsOf(targets: AuditTarget[]): string[] {
   return unique(granted);
 }
 
-function granteeOf(operation: string, targets: AuditTarget[]): Principal | undefined {
+function granteeOf(operation: OperationTraits, targets: AuditTarget[]): Principal | undefined {
   const spObject = propAnywhere(targets, 'ServicePrincipal.ObjectID');
   const spId = id(scalar(spObject?.newValue) ?? scalar(spObject?.oldValue));
   if (spId) {
@@ -385,8 +412,8 @@ function granteeOf(operation: string, targets: AuditTarget[]): Principal | undef
     assign(principal, 'name', principal.name ?? scalar(propAnywhere(targets, 'ServicePrincipal.DisplayName')?.newValue) ?? scalar(propAnywhere(targets, 'ServicePrincipal.Name')?.newValue));
     return principal;
   }
-  if (/^consent to application$/i.test(operation) && targets[0]) return principalOfTarget(targets[0]);
-  if (MEMBER_OPERATIONS.test(operation)) {
+  if (operation.consent && targets[0]) return principalOfTarget(targets[0]);
+  if (operation.member) {
     const member = targets.find((t) => t.type !== 'role' && t.type !== 'group');
     if (member) return principalOfTarget(member);
   }
