@@ -7,7 +7,7 @@
  */
 import { RecordError, type StreamPosition } from '../errors';
 import { normalizeRecord } from '../normalize';
-import { familyOf } from '../normalize/categories';
+import { familyOf, type RecordFamily } from '../normalize/categories';
 import { parseEntraTime } from '../normalize/time';
 import type { AgentEvent } from '../normalize/types';
 import type { DeadLetter } from '../ports';
@@ -69,6 +69,11 @@ function bump(counts: Record<string, number>, key: string): void {
   counts[key] = (counts[key] ?? 0) + 1;
 }
 
+interface CategorySlot {
+  count: number;
+  family: RecordFamily | undefined;
+}
+
 /** A reason without record-specific values, so the summary groups like problems together. */
 function reasonKey(reason: string): string {
   return reason.length > 120 ? `${reason.slice(0, 117)}...` : reason;
@@ -93,8 +98,9 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
   };
 
   // Counted in a Map (one per batch) and copied into the stats object once: string-keyed object
-  // counters would turn into dictionaries on the hot path.
-  const perCategory = new Map<string, number>();
+  // counters would turn into dictionaries on the hot path. The slot also holds the category's
+  // family, so each record costs one look-up of its category.
+  const perCategory = new Map<string, CategorySlot>();
   const decoded: DecodedMessage = { records: [], undecodable: [] };
   for (let i = 0; i < messages.length; i++) {
     decoded.records.length = 0;
@@ -113,8 +119,10 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
         reject('RECORD_INVALID', reason, recordPosition(position, recordIndex), record);
         continue;
       }
-      perCategory.set(category, (perCategory.get(category) ?? 0) + 1);
-      const family = familyOf(category);
+      let slot = perCategory.get(category);
+      if (slot === undefined) perCategory.set(category, (slot = { count: 0, family: familyOf(category) }));
+      slot.count++;
+      const family = slot.family;
       if (!family) {
         bump(stats.skippedByCategory, category);
         continue;
@@ -135,7 +143,7 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
       }
     }
   }
-  for (const [category, count] of perCategory) stats.byCategory[category] = (stats.byCategory[category] ?? 0) + count;
+  for (const [category, { count }] of perCategory) stats.byCategory[category] = (stats.byCategory[category] ?? 0) + count;
   stats.events = events.length;
   return { events, deadLetters, stats };
 }
