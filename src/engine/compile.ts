@@ -24,6 +24,7 @@ import type {
   CompiledSeverityRule,
   CompiledStateful,
   CompiledStep,
+  DispatchValues,
   ParameterValue,
   Prefilter,
   RuleDocument,
@@ -261,11 +262,13 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
     categories: unionOver(conditionTrees, constraintOf('category')),
     flows: unionOver(conditionTrees, constraintOf('flow')),
     operations: unionOver(conditionTrees, constraintOf('operation')),
+    admits: admitsOver(conditionTrees, (name) => selections[selectionIndex.get(name)!]),
   };
   if (stateful?.type === 'sequence' || stateful?.type === 'absence') {
     // Alert steps are fed separately; event steps were collected above through `trigger`.
     if (stateful.steps.every((step) => step.alerts)) {
       prefilter.kinds = new Set();
+      prefilter.admits = () => false;
     }
   }
   if (doc.condition === undefined && !(stateful?.type === 'sequence' || stateful?.type === 'absence')) problem(['condition'], 'expected a condition');
@@ -317,7 +320,11 @@ interface SelectionTools {
   memoryNames: string[];
 }
 
-type EntryConstraint = { key: keyof CompiledSelection['constraints']; values: Set<string> };
+/**
+ * What an entry on a dispatch field says about the field's folded value: the allowed values (equals /
+ * in, also used for the per-dimension prefilter sets) and in every case a test of the value.
+ */
+type EntryConstraint = { key: keyof CompiledSelection['constraints']; values?: Set<string>; test: (folded: string) => boolean };
 
 function compileSelection(detectionId: string, name: string, raw: unknown, path: JsonPath, tools: SelectionTools): CompiledSelection | undefined {
   if (raw && typeof raw === 'object' && !Array.isArray(raw) && 'remembered' in raw) {
@@ -338,7 +345,7 @@ function compileSelection(detectionId: string, name: string, raw: unknown, path:
     return { name, test, memory, memoryKeys: keys, constraints: { kind: undefined, category: undefined, flow: undefined, operation: undefined } };
   }
   const maps = Array.isArray(raw) ? (raw as Bag[]) : [raw as Bag];
-  const compiledMaps: { test: SelectionTest; constraints: EntryConstraint[] }[] = [];
+  const compiledMaps: { test: SelectionTest; constraints: EntryConstraint[]; entries: number }[] = [];
   let failed = false;
   maps.forEach((map, mapIndex) => {
     const mapPath = Array.isArray(raw) ? [...path, mapIndex] : path;
@@ -353,21 +360,32 @@ function compileSelection(detectionId: string, name: string, raw: unknown, path:
       tests.push(compiled.test);
       if (compiled.constraint) constraints.push(compiled.constraint);
     }
-    compiledMaps.push({ test: allOf(tests), constraints });
+    compiledMaps.push({ test: allOf(tests), constraints, entries: tests.length });
   });
   if (failed) return undefined;
   const constraint = (key: EntryConstraint['key']): ValueConstraint => {
     // A list of maps holds when any map holds: the selection allows the union of what each map allows.
     const union = new Set<string>();
     for (const map of compiledMaps) {
-      const own = map.constraints.filter((c) => c.key === key);
+      const own = map.constraints.filter((c) => c.key === key && c.values !== undefined);
       if (own.length === 0) return undefined;
-      let allowed = own[0].values;
-      for (const other of own.slice(1)) allowed = new Set([...allowed].filter((v) => other.values.has(v)));
+      let allowed = own[0].values!;
+      for (const other of own.slice(1)) allowed = new Set([...allowed].filter((v) => other.values!.has(v)));
       for (const value of allowed) union.add(value);
     }
     return union;
   };
+  // Any map may hold; within a map every dispatch entry must. A map without one can always hold.
+  const dispatch = compiledMaps.every((map) => map.constraints.length > 0)
+    ? (values: DispatchValues): boolean =>
+        compiledMaps.some((map) =>
+          map.constraints.every((c) => {
+            const value = values[c.key];
+            return value !== undefined && c.test(value); // an entry on a missing field never holds
+          }),
+        )
+    : undefined;
+  const dispatchDecides = dispatch !== undefined && compiledMaps.every((map) => map.constraints.length === map.entries);
   const tests = compiledMaps.map((map) => map.test);
   const test: SelectionTest =
     tests.length === 1
@@ -376,7 +394,7 @@ function compileSelection(detectionId: string, name: string, raw: unknown, path:
           for (const one of tests) if (one(event, ctx)) return true;
           return false;
         };
-  return { name, test, constraints: { kind: constraint('kind'), category: constraint('category'), flow: constraint('flow'), operation: constraint('operation') } };
+  return { name, test, constraints: { kind: constraint('kind'), category: constraint('category'), flow: constraint('flow'), operation: constraint('operation') }, dispatch, dispatchDecides };
 }
 
 function allOf(tests: SelectionTest[]): SelectionTest {
@@ -475,8 +493,14 @@ function compileEntry(key: string, rawValue: unknown, path: JsonPath, tools: Sel
 
   let constraint: EntryConstraint | undefined;
   const dispatchKey = (Object.keys(DISPATCH_FIELDS) as (keyof typeof DISPATCH_FIELDS)[]).find((k) => DISPATCH_FIELDS[k] === parsed.base);
-  if (dispatchKey && !parsed.lookup && (operator === 'equals' || operator === 'in') && !cased && !all) {
-    constraint = { key: dispatchKey, values: new Set(values.map((v) => fold(String(v)))) };
+  if (dispatchKey && !parsed.lookup && !cased && !all) {
+    // These operators fold the value themselves, so they judge a folded dispatch value as they would the event's.
+    if (operator === 'equals' || operator === 'in') {
+      const allowed = new Set(values.map((v) => fold(String(v))));
+      constraint = { key: dispatchKey, values: allowed, test: (folded) => allowed.has(folded) };
+    } else if (operator === 'startswith' || operator === 'endswith' || operator === 'contains') {
+      constraint = { key: dispatchKey, test: element };
+    }
   }
   return { test, constraint };
 }
@@ -519,6 +543,45 @@ export function compositeKeys(getters: readonly FieldGetter[], event: AgentEvent
     else keys = keys.flatMap((key) => [...new Set(texts)].map((text) => (i === 0 ? text : `${key}|${text}`)));
   }
   return keys;
+}
+
+/** Three-valued truth of a condition judged on dispatch values alone. */
+const FALSE = 0;
+const UNKNOWN = 1;
+const TRUE = 2;
+
+/**
+ * Whether any of the trees could hold for an event with these (folded) dispatch values. Each
+ * selection is judged on its dispatch constraints alone: false when one excludes the event's value,
+ * unknown otherwise; the trees are then evaluated in three-valued logic. Finer than the
+ * per-dimension sets, which must give up on `a or b` when `a` constrains the flow and `b` the
+ * category (a rule that remembers risky users from risk records and fires on sign-ins); the engine
+ * asks once per combination of values and caches the answer.
+ */
+function admitsOver(trees: ConditionNode[], selectionOf: (name: string) => CompiledSelection | undefined): (values: DispatchValues) => boolean {
+  const judge = (node: ConditionNode, values: DispatchValues): number => {
+    switch (node.type) {
+      case 'ref': {
+        const selection = selectionOf(node.name);
+        if (!selection?.dispatch) return UNKNOWN;
+        if (!selection.dispatch(values)) return FALSE;
+        return selection.dispatchDecides ? TRUE : UNKNOWN;
+      }
+      case 'not':
+        return TRUE - judge(node.operand, values);
+      case 'and': {
+        let result = TRUE;
+        for (const operand of node.operands) result = Math.min(result, judge(operand, values));
+        return result;
+      }
+      case 'or': {
+        let result = FALSE;
+        for (const operand of node.operands) result = Math.max(result, judge(operand, values));
+        return result;
+      }
+    }
+  };
+  return (values) => trees.some((tree) => judge(tree, values) !== FALSE);
 }
 
 function unionOver(trees: ConditionNode[], constraintOf: (name: string) => ValueConstraint): ValueConstraint {

@@ -29,9 +29,9 @@ import { applyAbsence, applySequence, takeDueAbsence, type StepView } from './ki
 import { applyFirstSeen } from './kinds/firstSeen';
 import { applyBaseline, applyDistinctCount, applyThreshold } from './kinds/window';
 import { alertIdentity, buildAlert, type AlertIdentity, type BuiltAlert } from './output';
-import { SlotCache, StateCache, keyStateKey, markerStateKey, memoryStateKey, pendingPartition, pendingStateKey, type Slot } from './stateSlots';
+import { SlotCache, SlotKeyTable, StateCache, keyStateKey, markerStateKey, memoryStateKey, pendingPartition, pendingStateKey, slotKeyOf, type Slot } from './stateSlots';
 import { fold } from './text';
-import type { CompiledDetection, CompiledStep, EngineBatchResult, EngineOptions, EngineStats, MemoryAccess, RuleEvalContext } from './types';
+import type { CompiledDetection, CompiledStep, DispatchValues, EngineBatchResult, EngineOptions, EngineStats, MemoryAccess, RuleEvalContext } from './types';
 
 export const DEFAULT_LATENESS_MS = 15 * 60_000;
 export const DEFAULT_MARKER_TTL_MS = 7 * 86_400_000;
@@ -47,6 +47,12 @@ interface RuleRuntime {
   stepViews: StepView[];
   newValueTtlMs: number[];
   retentionMs: number;
+  /** Slot keys of the rule's stateful key texts. */
+  stateKeys: SlotKeyTable;
+  /** Slot keys and ttl of each memory the rule sets or reads, by memory name. */
+  memoryKeys: Map<string, { keys: SlotKeyTable; ttlMs: number }>;
+  /** The slot-key tables of `detection.memories`, index-aligned. */
+  memoryTables: SlotKeyTable[];
 }
 
 /** Which parts of a rule an event satisfies. */
@@ -62,7 +68,20 @@ interface RuleMatch {
 interface WorkItem {
   event: AgentEvent;
   rule: RuleRuntime;
-  match?: RuleMatch;
+  /** Known in the planning pass; otherwise (memory-reading conditions) evaluated in the apply pass. */
+  match: RuleMatch | undefined;
+  /**
+   * The planning pass listed these records, so the apply pass neither rebuilds the keys nor looks the
+   * slots up again: the groupBy key texts and their slots (window kinds, firstSeen), and per memory
+   * index the slots of the memory records the event sets or forgets.
+   */
+  groupKeys: string[] | undefined;
+  groupSlots: Slot[] | undefined;
+  memorySlots: (Slot[] | undefined)[] | undefined;
+}
+
+function workItem(event: AgentEvent, rule: RuleRuntime, match: RuleMatch | undefined): WorkItem {
+  return { event, rule, match, groupKeys: undefined, groupSlots: undefined, memorySlots: undefined };
 }
 
 interface Firing {
@@ -176,6 +195,7 @@ export class Engine implements DetectionEngine {
   readonly #rules: RuleRuntime[];
   readonly #levels: RuleRuntime[][];
   readonly #dependents = new Map<string, RuleRuntime[]>();
+  readonly #byId = new Map<string, RuleRuntime>();
   readonly #state: StateStore;
   readonly #logger: Logger;
   readonly #clock: Clock;
@@ -184,7 +204,7 @@ export class Engine implements DetectionEngine {
   readonly #maxRetries: number;
   readonly #runner = new ConditionRunner();
   /** Candidate rules per kind, category, flow and operation, split by dependency level. */
-  readonly #dispatch = new Map<string, Map<string, Map<string, Map<string, RuleRuntime[][]>>>>();
+  readonly #dispatch = new Map<string | undefined, Map<string | undefined, Map<string | undefined, Map<string | undefined, RuleRuntime[][]>>>>();
   readonly #stats: EngineStats = { events: 0, alertsRaised: 0, alertsFolded: 0, duplicates: 0, tooLate: {}, stateOverflow: {}, conflictsRetried: 0, alertsReemitted: 0, alertsByDetection: {} };
   /** Whether this engine's pipeline acknowledges delivered alerts (it called `acknowledge`, or was told so). */
   #acknowledges: boolean;
@@ -211,6 +231,7 @@ export class Engine implements DetectionEngine {
     this.#rules = options.detections.map((detection) => {
       const stateful = detection.stateful;
       const steps = stateful && (stateful.type === 'sequence' || stateful.type === 'absence') ? stateful.steps : [];
+      const memoryKeys = memoryKeyTables(detection);
       return {
         detection,
         level: levels.get(detection.id) ?? 0,
@@ -218,8 +239,12 @@ export class Engine implements DetectionEngine {
         stepViews: steps.map((step) => ({ joins: step.joins.map((alternative) => alternative.map((eq) => ({ fieldPath: eq.fieldPath, step: eq.step, stepField: eq.stepField }))) })),
         newValueTtlMs: steps.map((step) => step.newValueTtlMs),
         retentionMs: retentionOf(detection, options.latenessMs ?? DEFAULT_LATENESS_MS),
+        stateKeys: new SlotKeyTable((key) => keyStateKey(detection.id, key)),
+        memoryKeys,
+        memoryTables: detection.memories.map((memory) => memoryKeys.get(memory.name)!.keys),
       };
     });
+    for (const rule of this.#rules) this.#byId.set(rule.detection.id, rule);
     const depth = Math.max(0, ...this.#rules.map((rule) => rule.level));
     this.#levels = Array.from({ length: depth + 1 }, (_, level) => this.#rules.filter((rule) => rule.level === level));
     for (const rule of this.#rules) {
@@ -340,7 +365,7 @@ export class Engine implements DetectionEngine {
       const routed: WorkItem[] = [];
       for (const alertEvent of alertEvents) {
         const detectionId = (alertEvent as unknown as AlertEventFields).alert.detectionId;
-        for (const rule of this.#dependents.get(detectionId) ?? []) if (inLevel.has(rule)) routed.push({ event: alertEvent, rule });
+        for (const rule of this.#dependents.get(detectionId) ?? []) if (inLevel.has(rule)) routed.push(workItem(alertEvent, rule, undefined));
       }
       const work: WorkItem[] = [];
       for (let index = 0; index < events.length; index++) {
@@ -350,16 +375,17 @@ export class Engine implements DetectionEngine {
           if (item) work.push(item);
         }
       }
-      for (const item of routed) this.#requestKeys(item.rule, item.event, ctx, cache, undefined, true);
+      for (const item of routed) this.#requestKeys(item, ctx, cache, undefined, true);
       if (routed.length) {
         work.push(...routed);
         work.sort((a, b) => a.event.timeMs - b.event.timeMs);
       }
       await cache.loadRequested();
+      const fired: Firing[] = [];
       for (const item of work) {
-        const result = this.#apply(item, ctx, cache);
-        tooLate += result.tooLate;
-        for (const firing of result.firings) {
+        fired.length = 0;
+        tooLate += this.#apply(item, ctx, cache, fired);
+        for (const firing of fired) {
           firings.push(firing);
           if (this.#dependents.has(firing.rule.detection.id)) {
             const alertEvent = this.#alertEvent(firing);
@@ -377,10 +403,11 @@ export class Engine implements DetectionEngine {
 
   /** Rules whose prefilter admits the event's kind, category, flow and operation, per level (cached per combination). */
   #candidates(event: AgentEvent): RuleRuntime[][] {
-    const kind = event.kind ?? '';
-    const category = event.category ?? '';
-    const flow = event.flow ?? '';
-    const operation = event.audit?.operation ?? '';
+    // A missing field is its own key (undefined): no entry on it can hold, unlike on an empty value.
+    const kind = event.kind ?? undefined;
+    const category = event.category ?? undefined;
+    const flow = event.flow ?? undefined;
+    const operation = event.audit?.operation ?? undefined;
     let byCategory = this.#dispatch.get(kind);
     if (!byCategory) this.#dispatch.set(kind, (byCategory = new Map()));
     let byFlow = byCategory.get(category);
@@ -389,10 +416,15 @@ export class Engine implements DetectionEngine {
     if (!byOperation) byFlow.set(flow, (byOperation = new Map()));
     let byLevel = byOperation.get(operation);
     if (!byLevel) {
-      const [k, c, f, o] = [fold(kind), fold(category), fold(flow), fold(operation)];
+      const values: DispatchValues = { kind: foldPresent(kind), category: foldPresent(category), flow: foldPresent(flow), operation: foldPresent(operation) };
+      const allows = (allowed: ReadonlySet<string> | undefined, value: string | undefined): boolean => !allowed || (value !== undefined && allowed.has(value));
       const rules = this.#rules.filter(
         ({ detection: { prefilter } }) =>
-          (!prefilter.kinds || prefilter.kinds.has(k)) && (!prefilter.categories || prefilter.categories.has(c)) && (!prefilter.flows || prefilter.flows.has(f)) && (!prefilter.operations || prefilter.operations.has(o)),
+          allows(prefilter.kinds, values.kind) &&
+          allows(prefilter.categories, values.category) &&
+          allows(prefilter.flows, values.flow) &&
+          allows(prefilter.operations, values.operation) &&
+          prefilter.admits(values),
       );
       byLevel = this.#levels.map((_, level) => rules.filter((rule) => rule.level === level));
       byOperation.set(operation, byLevel);
@@ -434,28 +466,36 @@ export class Engine implements DetectionEngine {
       if (!optimistic) return undefined;
       if (!optimistic.main && !optimistic.steps && !optimistic.cancel) {
         // Only its memories change (their when/forget read no memory, so this match is exact).
-        this.#requestKeys(rule, event, ctx, cache, optimistic, false);
-        return { event, rule, match: optimistic };
+        const item = workItem(event, rule, optimistic);
+        this.#requestKeys(item, ctx, cache, optimistic, false);
+        return item;
       }
-      this.#requestKeys(rule, event, ctx, cache, undefined, false);
-      return { event, rule };
+      const item = workItem(event, rule, undefined);
+      this.#requestKeys(item, ctx, cache, undefined, false);
+      return item;
     }
     const match = this.#match(rule, event, ctx);
     if (!match) return undefined;
-    this.#requestKeys(rule, event, ctx, cache, match, false);
-    return { event, rule, match };
+    const item = workItem(event, rule, match);
+    this.#requestKeys(item, ctx, cache, match, false);
+    return item;
   }
 
   /** Lists the state records the event may touch for the rule (all of them when the match is not known yet). */
-  #requestKeys(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache, match: RuleMatch | undefined, isAlert: boolean): void {
+  #requestKeys(item: WorkItem, ctx: RuleEvalContext, cache: SlotCache, match: RuleMatch | undefined, isAlert: boolean): void {
+    const { rule, event } = item;
     const detection = rule.detection;
-    detection.memories.forEach((memoryRule, index) => {
-      if (match && !(match.sets & stepBit(index)) && !(match.forgets & stepBit(index))) return;
-      for (const key of compositeKeys(memoryRule.keys, event, ctx)) cache.request(memoryStateKey(detection.id, memoryRule.name, key));
-    });
+    const memories = detection.memories;
+    for (let index = 0; index < memories.length; index++) {
+      if (match && !(match.sets & stepBit(index)) && !(match.forgets & stepBit(index))) continue;
+      const table = rule.memoryTables[index];
+      const slots: Slot[] = [];
+      for (const key of compositeKeys(memories[index].keys, event, ctx)) slots.push(cache.request(table.get(key)));
+      (item.memorySlots ??= [])[index] = slots;
+    }
     if (!match) {
       for (const selection of detection.selections) {
-        if (selection.memory && selection.memoryKeys) for (const key of compositeKeys(selection.memoryKeys, event, ctx)) cache.request(memoryStateKey(detection.id, selection.memory, key));
+        if (selection.memory && selection.memoryKeys) for (const key of compositeKeys(selection.memoryKeys, event, ctx)) cache.request(rule.memoryKeys.get(selection.memory)!.keys.get(key));
       }
     }
     const stateful = detection.stateful;
@@ -463,19 +503,24 @@ export class Engine implements DetectionEngine {
     if (stateful.type === 'sequence' || stateful.type === 'absence') {
       for (const step of stateful.steps) {
         if (isAlert ? !step.alerts : match && !(match.steps & stepBit(step.index))) continue;
-        for (const key of compositeKeys(step.groupBy, event, ctx)) cache.request(keyStateKey(detection.id, key));
+        for (const key of compositeKeys(step.groupBy, event, ctx)) cache.request(rule.stateKeys.get(key));
       }
-      if (!isAlert && (!match || match.cancel)) for (const key of compositeKeys(stateful.groupBy, event, ctx)) cache.request(keyStateKey(detection.id, key));
+      if (!isAlert && (!match || match.cancel)) for (const key of compositeKeys(stateful.groupBy, event, ctx)) cache.request(rule.stateKeys.get(key));
       return;
     }
     if (match && !match.main) return;
-    for (const key of compositeKeys(stateful.groupBy, event, ctx)) cache.request(keyStateKey(detection.id, key));
+    const keys = compositeKeys(stateful.groupBy, event, ctx);
+    const slots: Slot[] = new Array(keys.length);
+    for (let index = 0; index < keys.length; index++) slots[index] = cache.request(rule.stateKeys.get(keys[index]));
+    item.groupKeys = keys;
+    item.groupSlots = slots;
   }
 
   // -------------------------------------------------------------------------------------------
   // Apply pass
 
-  #apply(item: WorkItem, ctx: RuleEvalContext, cache: SlotCache): { firings: Firing[]; tooLate: number } {
+  /** Applies one work item; its firings are appended to `firings`. Returns how many events were too late. */
+  #apply(item: WorkItem, ctx: RuleEvalContext, cache: SlotCache, firings: Firing[]): number {
     const { rule, event } = item;
     const detection = rule.detection;
     const alertFields = (event as unknown as Partial<AlertEventFields>).alert;
@@ -492,23 +537,22 @@ export class Engine implements DetectionEngine {
     const memoryEvidence = ctx.memoryEvidence ?? [];
     ctx.memoryEvidence = undefined;
 
-    const firings: Firing[] = [];
     let tooLate = 0;
     const stateful = detection.stateful;
     if (!stateful) {
       if (match.main) firings.push(this.#firing(rule, event, ctx, { evidence: [event.id, ...memoryEvidence], firstMs: event.timeMs, lastMs: event.timeMs, count: 1 }, event.id));
-      else if (rule.deferred && !isAlert) this.#waitForMemories(rule, event, ctx, cache);
+      // A match the planning pass already knew exactly (memories assumed held) cannot be waiting for one.
+      else if (rule.deferred && !isAlert && item.match === undefined) this.#waitForMemories(rule, event, ctx, cache);
     } else {
-      tooLate += this.#applyStateful(rule, event, ctx, cache, match, memoryEvidence, isAlert, alertFields, firings);
+      tooLate += this.#applyStateful(item, ctx, cache, match, memoryEvidence, isAlert, alertFields, firings);
     }
     // Memories change after the event's own conditions and alert were evaluated: an event never sees what it set.
-    if (match.sets || match.forgets) firings.push(...this.#updateMemories(rule, event, ctx, cache, match));
-    return { firings, tooLate };
+    if (match.sets || match.forgets) this.#updateMemories(item, ctx, cache, match, firings);
+    return tooLate;
   }
 
   #applyStateful(
-    rule: RuleRuntime,
-    event: AgentEvent,
+    item: WorkItem,
     ctx: RuleEvalContext,
     cache: SlotCache,
     match: RuleMatch,
@@ -517,12 +561,13 @@ export class Engine implements DetectionEngine {
     alertFields: AlertEventFields['alert'] | undefined,
     firings: Firing[],
   ): number {
+    const { rule, event } = item;
     const detection = rule.detection;
     const stateful = detection.stateful!;
     let tooLate = 0;
     const hash = this.#idHash(event.id);
-    const applyToKey = (key: string, apply: (state: KeyState) => KindOutcome): void => {
-      const slot = cache.slot<KeyState>(keyStateKey(detection.id, key));
+    const applyToKey = (key: string, apply: (state: KeyState) => KindOutcome, planned?: Slot): void => {
+      const slot = (planned ?? cache.slot(rule.stateKeys.get(key))) as Slot<KeyState>;
       const state = slot.value ?? newKeyState(key, event.timeMs);
       const triggered = state.fa?.find(([h]) => h === hash);
       if (triggered) {
@@ -554,35 +599,39 @@ export class Engine implements DetectionEngine {
     };
     const window = { timeMs: event.timeMs, hash, id: event.id, latenessMs: this.#latenessMs };
     switch (stateful.type) {
-      case 'threshold':
+      case 'threshold': {
         if (!match.main) break;
-        for (const key of compositeKeys(stateful.groupBy, event, ctx)) {
-          const distinctValues = stateful.distinct ? foldedValues(stateful.distinct.field(event, ctx)).map((v) => v.folded) : undefined;
-          applyToKey(key, (state) => applyThreshold(state, window, stateful, distinctValues));
+        const keys = item.groupKeys ?? compositeKeys(stateful.groupBy, event, ctx);
+        const distinctValues = stateful.distinct && keys.length ? foldedValues(stateful.distinct.field(event, ctx)).map((v) => v.folded) : undefined;
+        for (let index = 0; index < keys.length; index++) applyToKey(keys[index], (state) => applyThreshold(state, window, stateful, distinctValues), item.groupSlots?.[index]);
+        break;
+      }
+      case 'distinctCount': {
+        if (!match.main) break;
+        const keys = item.groupKeys ?? compositeKeys(stateful.groupBy, event, ctx);
+        const values = keys.length ? foldedValues(stateful.field(event, ctx)).filter((v) => !stateful.exclude.has(v.folded)) : [];
+        for (let index = 0; index < keys.length; index++) applyToKey(keys[index], (state) => applyDistinctCount(state, window, stateful, values), item.groupSlots?.[index]);
+        break;
+      }
+      case 'firstSeen': {
+        if (!match.main) break;
+        const keys = item.groupKeys ?? compositeKeys(stateful.groupBy, event, ctx);
+        const values = keys.length ? foldedValues(stateful.field(event, ctx)) : [];
+        for (let index = 0; index < keys.length; index++) {
+          const historyStart = ctx.inventory.firstSeen(firstKeyPart(keys[index])) ?? Infinity;
+          applyToKey(keys[index], (state) => applyFirstSeen(state, window, stateful, values, historyStart), item.groupSlots?.[index]);
         }
         break;
-      case 'distinctCount':
+      }
+      case 'baseline': {
         if (!match.main) break;
-        for (const key of compositeKeys(stateful.groupBy, event, ctx)) {
-          const values = foldedValues(stateful.field(event, ctx)).filter((v) => !stateful.exclude.has(v.folded));
-          applyToKey(key, (state) => applyDistinctCount(state, window, stateful, values));
+        const keys = item.groupKeys ?? compositeKeys(stateful.groupBy, event, ctx);
+        for (let index = 0; index < keys.length; index++) {
+          const historyStart = ctx.inventory.firstSeen(firstKeyPart(keys[index])) ?? Infinity;
+          applyToKey(keys[index], (state) => applyBaseline(state, window, stateful, historyStart), item.groupSlots?.[index]);
         }
         break;
-      case 'firstSeen':
-        if (!match.main) break;
-        for (const key of compositeKeys(stateful.groupBy, event, ctx)) {
-          const values = foldedValues(stateful.field(event, ctx));
-          const historyStart = ctx.inventory.firstSeen(key.split('|')[0]) ?? Infinity;
-          applyToKey(key, (state) => applyFirstSeen(state, window, stateful, values, historyStart));
-        }
-        break;
-      case 'baseline':
-        if (!match.main) break;
-        for (const key of compositeKeys(stateful.groupBy, event, ctx)) {
-          const historyStart = ctx.inventory.firstSeen(key.split('|')[0]) ?? Infinity;
-          applyToKey(key, (state) => applyBaseline(state, window, stateful, historyStart));
-        }
-        break;
+      }
       case 'sequence': {
         const masks = stepMasksByKey(stateful.steps, match.steps, event, ctx);
         if (match.cancel) for (const key of compositeKeys(stateful.groupBy, event, ctx)) if (!masks.has(key)) masks.set(key, 0);
@@ -650,15 +699,17 @@ export class Engine implements DetectionEngine {
     slot.expiresAt = this.#clock.now() + rule.retentionMs;
   }
 
-  #updateMemories(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache, match: RuleMatch): Firing[] {
-    const detection = rule.detection;
-    const firings: Firing[] = [];
-    detection.memories.forEach((memoryRule, index) => {
+  #updateMemories(item: WorkItem, ctx: RuleEvalContext, cache: SlotCache, match: RuleMatch, firings: Firing[]): void {
+    const { rule, event } = item;
+    const memories = rule.detection.memories;
+    for (let index = 0; index < memories.length; index++) {
+      const memoryRule = memories[index];
       const set = !!(match.sets & stepBit(index));
       const forget = !!(match.forgets & stepBit(index));
-      if (!set && !forget) return;
-      for (const key of compositeKeys(memoryRule.keys, event, ctx)) {
-        const slot = cache.slot<MemoryValue>(memoryStateKey(detection.id, memoryRule.name, key));
+      if (!set && !forget) continue;
+      const slots = item.memorySlots?.[index] ?? compositeKeys(memoryRule.keys, event, ctx).map((key) => cache.slot(rule.memoryTables[index].get(key)));
+      for (const memorySlot of slots) {
+        const slot = memorySlot as Slot<MemoryValue>;
         const value: MemoryValue = slot.value ?? {};
         const before = [value.s, value.l, value.c, value.id];
         const t = event.timeMs;
@@ -689,8 +740,7 @@ export class Engine implements DetectionEngine {
         slot.expiresAt = this.#clock.now() + memoryRule.ttlMs + this.#latenessMs + HOUR_MS;
         if (set && value.w?.length) firings.push(...this.#wakeWaiters(rule, slot, ctx));
       }
-    });
-    return firings;
+    }
   }
 
   /**
@@ -707,7 +757,7 @@ export class Engine implements DetectionEngine {
     for (const selection of detection.selections) {
       if (!selection.memory || !selection.memoryKeys) continue;
       for (const key of compositeKeys(selection.memoryKeys, event, ctx)) {
-        const slot = cache.slot<MemoryValue>(memoryStateKey(detection.id, selection.memory, key));
+        const slot = cache.slot<MemoryValue>(rule.memoryKeys.get(selection.memory)!.keys.get(key));
         const value: MemoryValue = slot.value ?? {};
         const waiters = (value.w ??= []);
         if (waiters.some(([, h]) => h === hash)) continue;
@@ -740,14 +790,13 @@ export class Engine implements DetectionEngine {
   }
 
   #memoryAccess(cache: SlotCache): MemoryAccess {
-    const ttlOf = new Map<string, number>();
-    for (const rule of this.#rules) for (const memory of rule.detection.memories) ttlOf.set(`${rule.detection.id}\u0000${memory.name}`, memory.ttlMs);
     return {
       holds: (detectionId, memory, key, timeMs) => {
-        const value = cache.slot<MemoryValue>(memoryStateKey(detectionId, memory, key)).value;
+        const table = this.#byId.get(detectionId)?.memoryKeys.get(memory);
+        if (!table) return undefined;
+        const value = cache.slot<MemoryValue>(table.keys.get(key)).value;
         if (!value || value.s === undefined || value.l === undefined) return undefined;
-        const ttl = ttlOf.get(`${detectionId}\u0000${memory}`) ?? 0;
-        if (timeMs < value.s || timeMs > value.l + ttl) return undefined;
+        if (timeMs < value.s || timeMs > value.l + table.ttlMs) return undefined;
         if (value.c !== undefined && value.c >= value.s && timeMs >= value.c) return undefined;
         return value.id;
       },
@@ -810,19 +859,21 @@ export class Engine implements DetectionEngine {
       let remaining = Infinity;
       const due: typeof rows = [];
       for (const row of rows) {
-        if (cache.has(row.key) && cache.slot(row.key).value === undefined) continue; // cancelled in this batch
+        const rowKey = slotKeyOf(row.key);
+        if (cache.has(rowKey) && cache.slot(rowKey).value === undefined) continue; // cancelled in this batch
         if (row.value.due <= watermark) due.push(row);
         else remaining = Math.min(remaining, row.value.due);
       }
       this.#absenceNextDue.set(id, Math.min(remaining, addedDue));
       if (due.length === 0) continue;
-      for (const row of due) cache.request(keyStateKey(id, row.value.key));
+      for (const row of due) cache.request(rule.stateKeys.get(row.value.key));
       await cache.loadRequested();
       for (const row of due) {
-        const keySlot = cache.slot<KeyState>(keyStateKey(id, row.value.key));
+        const keySlot = cache.slot<KeyState>(rule.stateKeys.get(row.value.key));
         const pending = keySlot.value ? takeDueAbsence(keySlot.value, row.value.h) : undefined;
         if (keySlot.value && pending) this.#touch(keySlot, keySlot.value, rule);
-        const indexSlot = cache.has(row.key) ? cache.slot(row.key) : cache.adopt(row.key, row.value, row.etag, row.expiresAt);
+        const rowKey = slotKeyOf(row.key);
+        const indexSlot = cache.has(rowKey) ? cache.slot(rowKey) : cache.adopt(rowKey, row.value, row.etag, row.expiresAt);
         indexSlot.value = undefined;
         indexSlot.dirty = true;
         if (!pending) continue;
@@ -928,6 +979,27 @@ interface RaisedMarker {
   acknowledged?: true;
   alert?: Alert;
   plan?: ResponsePlan;
+}
+
+function foldPresent(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : fold(value);
+}
+
+/** The first groupBy value of a key text (inventory history hangs off the first key field). */
+function firstKeyPart(key: string): string {
+  const bar = key.indexOf('|');
+  return bar < 0 ? key : key.slice(0, bar);
+}
+
+/** Slot-key tables of every memory a detection sets or reads (a read-only name gets ttl 0: it never holds). */
+function memoryKeyTables(detection: CompiledDetection): Map<string, { keys: SlotKeyTable; ttlMs: number }> {
+  const tables = new Map<string, { keys: SlotKeyTable; ttlMs: number }>();
+  const add = (name: string, ttlMs: number): void => {
+    if (!tables.has(name)) tables.set(name, { keys: new SlotKeyTable((key) => memoryStateKey(detection.id, name, key)), ttlMs });
+  };
+  for (const memory of detection.memories) add(memory.name, memory.ttlMs);
+  for (const selection of detection.selections) if (selection.memory) add(selection.memory, 0);
+  return tables;
 }
 
 /** The steps an event satisfies, grouped by the key each step's groupBy gives it. */

@@ -33,24 +33,60 @@ function rowText(text: string): string {
   return text.length <= MAX_ROW_CHARS ? text : `${text.slice(0, 200)}~${shortHash(text)}`;
 }
 
-export function keyStateKey(detectionId: string, key: string): StateKey {
-  return { partition: `k|${detectionId}|${bucketOf(key, PARTITION_BUCKETS)}`, row: rowText(key) };
+/** A state key with its cache id computed once (the id names the record in the batch and shared caches). */
+export interface SlotKey extends StateKey {
+  readonly id: string;
 }
 
-export function memoryStateKey(detectionId: string, memory: string, key: string): StateKey {
-  return { partition: `m|${detectionId}|${bucketOf(`${memory}|${key}`, PARTITION_BUCKETS)}`, row: rowText(`${memory}|${key}`) };
+function slotKey(partition: string, row: string): SlotKey {
+  return { partition, row, id: `${partition}\u0000${row}` };
 }
 
-export function markerStateKey(detectionId: string, dedupKey: string, alertId: string): StateKey {
-  return { partition: `a|${detectionId}|${bucketOf(dedupKey, PARTITION_BUCKETS)}`, row: alertId };
+export function keyStateKey(detectionId: string, key: string): SlotKey {
+  return slotKey(`k|${detectionId}|${bucketOf(key, PARTITION_BUCKETS)}`, rowText(key));
+}
+
+export function memoryStateKey(detectionId: string, memory: string, key: string): SlotKey {
+  return slotKey(`m|${detectionId}|${bucketOf(`${memory}|${key}`, PARTITION_BUCKETS)}`, rowText(`${memory}|${key}`));
+}
+
+export function markerStateKey(detectionId: string, dedupKey: string, alertId: string): SlotKey {
+  return slotKey(`a|${detectionId}|${bucketOf(dedupKey, PARTITION_BUCKETS)}`, alertId);
 }
 
 export function pendingPartition(detectionId: string): string {
   return `p|${detectionId}`;
 }
 
-export function pendingStateKey(detectionId: string, key: string, eventHash: string): StateKey {
-  return { partition: pendingPartition(detectionId), row: rowText(`${key}|${eventHash}`) };
+export function pendingStateKey(detectionId: string, key: string, eventHash: string): SlotKey {
+  return slotKey(pendingPartition(detectionId), rowText(`${key}|${eventHash}`));
+}
+
+/** A listed record's key as a slot key. */
+export function slotKeyOf(key: StateKey): SlotKey {
+  return slotKey(key.partition, key.row);
+}
+
+const KEY_TABLE_LIMIT = 50_000;
+
+/**
+ * The slot keys of one detection's key texts (or one memory's), memoized: a hot key (an agent, a
+ * user) meets the rule on many events, and building its partition hash, row and id every time was
+ * a large part of the per-event cost. Bounded; cleared wholesale when full.
+ */
+export class SlotKeyTable {
+  #keys = new Map<string, SlotKey>();
+  constructor(private readonly make: (text: string) => SlotKey) {}
+
+  get(text: string): SlotKey {
+    let key = this.#keys.get(text);
+    if (key === undefined) {
+      if (this.#keys.size >= KEY_TABLE_LIMIT) this.#keys = new Map();
+      key = this.make(text);
+      this.#keys.set(text, key);
+    }
+    return key;
+  }
 }
 
 /** Every partition the engine may write for these detections (the pending index and per-bucket ones). */
@@ -63,13 +99,9 @@ export function enginePartitions(detectionIds: readonly string[]): string[] {
   return out;
 }
 
-function slotId(key: StateKey): string {
-  return `${key.partition}\u0000${key.row}`;
-}
-
 /** One record as the batch sees it: loaded value (mutated in place), its etag, and whether to write it. */
 export interface Slot<T = unknown> {
-  key: StateKey;
+  key: SlotKey;
   value: T | undefined;
   etag?: string;
   dirty: boolean;
@@ -143,30 +175,45 @@ export class StateCache {
  */
 export class SlotCache {
   readonly #slots = new Map<string, Slot>();
-  readonly #requested = new Map<string, StateKey>();
+  /** Slots requested but not read yet; `loadRequested` fills them in place. */
+  #requested: Slot[] = [];
   constructor(
     private readonly store: StateStore,
     private readonly shared?: StateCache,
   ) {}
 
-  request(key: StateKey): void {
-    const id = slotId(key);
-    if (this.#slots.has(id) || this.#requested.has(id)) return;
+  /**
+   * The slot of a key, to be read by the next `loadRequested` unless the shared cache holds it.
+   * Callers may keep the slot: it is the one `slot(key)` returns, filled in place by the load.
+   */
+  request(key: SlotKey): Slot {
+    const id = key.id;
+    let slot = this.#slots.get(id);
+    if (slot) return slot;
     const cached = this.shared?.fresh(id);
-    if (cached) this.#slots.set(id, { key, value: cached.value, etag: cached.etag, dirty: false, expiresAt: cached.expiresAt });
-    else this.#requested.set(id, key);
+    if (cached) slot = { key, value: cached.value, etag: cached.etag, dirty: false, expiresAt: cached.expiresAt };
+    else {
+      slot = { key, value: undefined, etag: undefined, dirty: false, expiresAt: undefined };
+      this.#requested.push(slot);
+    }
+    this.#slots.set(id, slot);
+    return slot;
   }
 
   async loadRequested(): Promise<void> {
-    const pending = [...this.#requested.entries()];
-    this.#requested.clear();
-    const records = await Promise.all(pending.map(([, key]) => this.store.get(key)));
-    pending.forEach(([id, key], index) => {
+    if (this.#requested.length === 0) return;
+    const pending = this.#requested;
+    this.#requested = [];
+    const records = await Promise.all(pending.map((slot) => this.store.get(slot.key)));
+    for (let index = 0; index < pending.length; index++) {
+      const slot = pending[index];
       const record = records[index];
-      this.#slots.set(id, { key, value: record?.value, etag: record?.etag, dirty: false, expiresAt: record?.expiresAt });
+      slot.value = record?.value;
+      slot.etag = record?.etag;
+      slot.expiresAt = record?.expiresAt;
       // Absent records are cached too: creating one later is create-only, so a concurrent creation still conflicts.
-      this.shared?.put(id, record?.value, record?.etag, record?.expiresAt);
-    });
+      this.shared?.put(slot.key.id, record?.value, record?.etag, record?.expiresAt);
+    }
   }
 
   /** After a failure: cached records this batch changed in place are no longer what is stored. */
@@ -175,24 +222,24 @@ export class SlotCache {
   }
 
   /** The slot of a key; one that was never requested is treated as absent (and created on write). */
-  slot<T>(key: StateKey): Slot<T> {
-    const id = slotId(key);
+  slot<T>(key: SlotKey): Slot<T> {
+    const id = key.id;
     let slot = this.#slots.get(id);
     if (!slot) {
-      slot = { key, value: undefined, dirty: false };
+      slot = { key, value: undefined, etag: undefined, dirty: false, expiresAt: undefined };
       this.#slots.set(id, slot);
     }
     return slot as Slot<T>;
   }
 
-  has(key: StateKey): boolean {
-    return this.#slots.has(slotId(key));
+  has(key: SlotKey): boolean {
+    return this.#slots.has(key.id);
   }
 
   /** Adopts records read with `list` (their etags make the later write conditional). */
-  adopt<T>(key: StateKey, value: T, etag: string, expiresAt?: number): Slot<T> {
+  adopt<T>(key: SlotKey, value: T, etag: string, expiresAt?: number): Slot<T> {
     const slot: Slot<T> = { key, value, etag, dirty: false, expiresAt };
-    this.#slots.set(slotId(key), slot as Slot);
+    this.#slots.set(key.id, slot as Slot);
     return slot;
   }
 
@@ -204,8 +251,8 @@ export class SlotCache {
   static writesOf(slots: readonly Slot[]): StateWrite[] {
     return slots.map((slot): StateWrite =>
       slot.value === undefined
-        ? { op: 'delete', key: slot.key, ifMatch: slot.etag ?? '*' }
-        : { op: 'put', key: slot.key, value: slot.value, expiresAt: slot.expiresAt, ifMatch: slot.etag },
+        ? { op: 'delete', key: { partition: slot.key.partition, row: slot.key.row }, ifMatch: slot.etag ?? '*' }
+        : { op: 'put', key: { partition: slot.key.partition, row: slot.key.row }, value: slot.value, expiresAt: slot.expiresAt, ifMatch: slot.etag },
     );
   }
 
@@ -217,7 +264,7 @@ export class SlotCache {
     try {
       const etags = await this.store.commit(SlotCache.writesOf(live));
       for (const slot of live) {
-        const id = slotId(slot.key);
+        const id = slot.key.id;
         slot.dirty = false;
         slot.etag = slot.value === undefined ? undefined : (etags.get(id) ?? slot.etag);
         if (slot.value === undefined) this.shared?.forget(id);
@@ -228,8 +275,8 @@ export class SlotCache {
       // Other partitions were applied but their new etags are unknown, and a failed transaction may
       // have taken its neighbours with it: forget every written slot so a retry reads what is stored.
       for (const slot of live) {
-        this.#slots.delete(slotId(slot.key));
-        this.shared?.forget(slotId(slot.key));
+        this.#slots.delete(slot.key.id);
+        this.shared?.forget(slot.key.id);
       }
       if (!isStateConflictError(error)) throw error;
       return { conflictedKeys: (error as StateConflictError).keys };

@@ -23,6 +23,16 @@ export interface Prefilter {
   categories: ValueConstraint;
   flows: ValueConstraint;
   operations: ValueConstraint;
+  /** Whether the rule can do anything with an event of these dispatch values (finer than the sets). */
+  admits: (values: DispatchValues) => boolean;
+}
+
+/** An event's dispatch values, folded (undefined when the event has no such field): what candidate rules are chosen by. */
+export interface DispatchValues {
+  kind: string | undefined;
+  category: string | undefined;
+  flow: string | undefined;
+  operation: string | undefined;
 }
 
 /** Memory access the evaluator provides while a batch runs. */
@@ -48,6 +58,14 @@ export interface CompiledSelection {
   memoryKeys?: FieldGetter[];
   /** Dispatch constraints implied by the selection (any of its maps). */
   constraints: { kind: ValueConstraint; category: ValueConstraint; flow: ValueConstraint; operation: ValueConstraint };
+  /**
+   * False when an event's dispatch values alone rule the selection out (its equals/in/startswith/
+   * endswith/contains entries on kind, category, flow or audit.operation); true means "maybe".
+   * Absent when the selection has no such entry.
+   */
+  dispatch?: (values: DispatchValues) => boolean;
+  /** Every entry of the selection is such a dispatch entry: `dispatch` is then its exact truth. */
+  dispatchDecides?: boolean;
 }
 
 export interface CompiledMemory {

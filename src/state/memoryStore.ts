@@ -41,15 +41,25 @@ export interface MemoryStateStoreStats {
  */
 function cloneValue<T>(value: T): T {
   if (value === null || typeof value !== 'object') return value;
+  // Primitives are copied inline: most nodes of engine state are numbers and strings inside small
+  // arrays, and a call per primitive made the copy several times slower.
   if (Array.isArray(value)) {
-    const out = new Array(value.length);
-    for (let i = 0; i < value.length; i++) out[i] = cloneValue(value[i]);
+    const length = value.length;
+    const out = new Array(length);
+    for (let i = 0; i < length; i++) {
+      const element: unknown = value[i];
+      out[i] = element !== null && typeof element === 'object' ? cloneValue(element) : element;
+    }
     return out as T;
   }
   const prototype = Object.getPrototypeOf(value);
   if (prototype !== Object.prototype && prototype !== null) return structuredClone(value);
+  const source = value as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const key in value as Record<string, unknown>) out[key] = cloneValue((value as Record<string, unknown>)[key]);
+  for (const key in source) {
+    const element = source[key];
+    out[key] = element !== null && typeof element === 'object' ? cloneValue(element) : element;
+  }
   return out as T;
 }
 

@@ -68,6 +68,48 @@ describe('loadDetections', () => {
     expect([...(detection.prefilter.flows ?? [])]).toEqual(['t2autonomous']);
   });
 
+  describe('dispatch prefilter', () => {
+    const ruleWith = (condition: string) =>
+      VALID.replace(
+        /selections:[\s\S]*?condition: failure\n/,
+        `selections:
+  obo:
+    flow: t2OnBehalfOf
+  raised:
+    category|in: [RiskyUsers, UserRiskEvents]
+    risk.level: high
+  membership:
+    audit.operation|startswith: Add member
+condition: ${condition}
+`,
+      );
+    const signIn = (flow: string | undefined) => ({ kind: 'signin', category: 'noninteractiveusersigninlogs', flow, operation: undefined });
+    const audit = (operation: string) => ({ kind: 'audit', category: 'auditlogs', flow: undefined, operation });
+    const risk = { kind: 'risk', category: 'riskyusers', flow: undefined, operation: undefined };
+
+    it('admits exactly the events some branch of an or across different fields can take', () => {
+      const [detection] = loadDetections([ruleDir({ 'sample-rule.yaml': ruleWith('obo or raised or membership') })]);
+      // One set per field cannot say "this flow, or that category": the per-field sets give up ...
+      expect(detection.prefilter.flows).toBeUndefined();
+      expect(detection.prefilter.categories).toBeUndefined();
+      // ... the three-valued judgement does not.
+      expect(detection.prefilter.admits(signIn('t2onbehalfof'))).toBe(true);
+      expect(detection.prefilter.admits(signIn('t2autonomous'))).toBe(false);
+      expect(detection.prefilter.admits(signIn(undefined))).toBe(false);
+      expect(detection.prefilter.admits(risk)).toBe(true);
+      expect(detection.prefilter.admits(audit('add member to group.'))).toBe(true);
+      expect(detection.prefilter.admits(audit('update user'))).toBe(false);
+    });
+
+    it('never rules out an event a negation can take', () => {
+      const [detection] = loadDetections([ruleDir({ 'sample-rule.yaml': ruleWith('not obo') })]);
+      expect(detection.prefilter.admits(signIn('t2autonomous'))).toBe(true);
+      expect(detection.prefilter.admits(risk)).toBe(true);
+      // `not obo` on an OBO sign-in is false whatever else the event holds.
+      expect(detection.prefilter.admits(signIn('t2onbehalfof'))).toBe(false);
+    });
+  });
+
   it.each([
     ['an unknown field', VALID.replace('result.status: failure', 'result.stauts: failure'), '/selections/failure/result.stauts', 12, /unknown field "result.stauts".*did you mean "result.status"/],
     ['an unknown modifier', VALID.replace('flow: t2Autonomous', 'flow|startwith: t2'), '/selections/failure/flow|startwith', 11, /unknown modifier "startwith"/],
