@@ -462,7 +462,7 @@ export class Engine implements DetectionEngine {
     if (rule.deferred) {
       // With every memory assumed to hold, a condition that still fails can never match: skip the
       // event without loading anything (the common case for memory-reading rules).
-      const optimistic = this.#match(rule, event, { inventory: ctx.inventory, memory: ALWAYS_REMEMBERED });
+      const optimistic = this.#match(rule, event, this.#optimisticContext(ctx));
       if (!optimistic) return undefined;
       if (!optimistic.main && !optimistic.steps && !optimistic.cancel) {
         // Only its memories change (their when/forget read no memory, so this match is exact).
@@ -479,6 +479,13 @@ export class Engine implements DetectionEngine {
     const item = workItem(event, rule, match);
     this.#requestKeys(item, ctx, cache, match, false);
     return item;
+  }
+
+  #optimistic: RuleEvalContext | undefined;
+  /** The batch's context with every memory assumed held (one object per batch, not per event). */
+  #optimisticContext(ctx: RuleEvalContext): RuleEvalContext {
+    if (this.#optimistic?.inventory !== ctx.inventory) this.#optimistic = { inventory: ctx.inventory, memory: ALWAYS_REMEMBERED };
+    return this.#optimistic;
   }
 
   /** Lists the state records the event may touch for the rule (all of them when the match is not known yet). */
@@ -711,7 +718,10 @@ export class Engine implements DetectionEngine {
       for (const memorySlot of slots) {
         const slot = memorySlot as Slot<MemoryValue>;
         const value: MemoryValue = slot.value ?? {};
-        const before = [value.s, value.l, value.c, value.id];
+        const setBefore = value.s;
+        const lastBefore = value.l;
+        const forgotBefore = value.c;
+        const idBefore = value.id;
         const t = event.timeMs;
         if (forget) {
           if (value.l === undefined || t > value.l) {
@@ -734,7 +744,7 @@ export class Engine implements DetectionEngine {
             value.id = event.id;
           }
         }
-        if (before[0] === value.s && before[1] === value.l && before[2] === value.c && before[3] === value.id) continue;
+        if (setBefore === value.s && lastBefore === value.l && forgotBefore === value.c && idBefore === value.id) continue;
         slot.value = value;
         slot.dirty = true;
         slot.expiresAt = this.#clock.now() + memoryRule.ttlMs + this.#latenessMs + HOUR_MS;
@@ -751,7 +761,7 @@ export class Engine implements DetectionEngine {
   #waitForMemories(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache): void {
     const detection = rule.detection;
     if (!detection.condition) return;
-    this.#runner.reset(detection, event, { inventory: ctx.inventory, memory: ALWAYS_REMEMBERED });
+    this.#runner.reset(detection, event, this.#optimisticContext(ctx));
     if (!this.#runner.run(detection.condition)) return;
     const hash = shortHash(event.id);
     for (const selection of detection.selections) {

@@ -150,8 +150,18 @@ export class StateCache {
   }
 
   put(id: string, value: unknown, etag: string | undefined, expiresAt: number | undefined): void {
-    this.#entries.delete(id); // re-insert: Map order is the eviction order
-    this.#entries.set(id, { value, etag, expiresAt, at: this.now() });
+    const at = this.now();
+    const entry = this.#entries.get(id);
+    if (entry) {
+      // Updated in place: a hot key keeps its first place in the eviction order (re-inserting on
+      // every write churned the map); evicted, it is simply read again.
+      entry.value = value;
+      entry.etag = etag;
+      entry.expiresAt = expiresAt;
+      entry.at = at;
+      return;
+    }
+    this.#entries.set(id, { value, etag, expiresAt, at });
     if (this.#entries.size > this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value as string);
   }
 
