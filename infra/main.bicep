@@ -160,6 +160,9 @@ var baseAppSettings = {
   AGENTWATCH_RESPONSE_MODE: responseMode
   AGENTWATCH_LATENESS: lateness
   AGENTWATCH_INVENTORY_SCHEDULE: inventorySchedule
+  // A young generation that holds a whole Event Hubs batch: with V8's default every scavenge copies
+  // the batch being evaluated and GC dominates (bench/run.ts measures with the same flag).
+  languageWorkers__node__arguments: '--max-semi-space-size=64'
 }
 
 module functionAppSettings 'modules/appsettings.bicep' = {

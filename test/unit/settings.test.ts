@@ -75,6 +75,12 @@ describe('app setting names agree', () => {
     expect(bicepSettings.filter((name) => !byName.has(name))).toEqual([]);
   });
 
+  it('the Function runs with the young generation the bench measures with', () => {
+    const tuned = /TUNED_HEAP_FLAG = '([^']+)'/.exec(readRepoFile('bench/run.ts'))?.[1];
+    expect(tuned).toMatch(/^--max-semi-space-size=\d+$/);
+    expect(readRepoFile('infra/main.bicep')).toContain(`languageWorkers__node__arguments: '${tuned}'`);
+  });
+
   it('Bicep never sets local-only settings, nor the runtime settings Flex Consumption rejects', () => {
     expect(bicepSettings.filter((name) => localOnly.includes(name))).toEqual([]);
     expect(bicepSettings).not.toContain('FUNCTIONS_WORKER_RUNTIME');
