@@ -201,7 +201,8 @@ export class Inventory implements InventoryView {
 
   private adoptNotedFacts(entity: StoredEntity, candidate: string | undefined): void {
     if (!candidate) return;
-    const pending = this.pendingOwners.get(candidate);
+    // Owners are rarely waiting for an entity: skip the look-up when none are.
+    const pending = this.pendingOwners.size === 0 ? undefined : this.pendingOwners.get(candidate);
     if (pending) {
       this.pendingOwners.delete(candidate);
       this.applyFacts(entity, { kind: entity.kind, owners: [...pending] });

@@ -29,8 +29,8 @@ export function text(value: unknown): string | undefined {
 
 /**
  * Lower-cased `text`, for enums (risk level, agent type, result …). V8's `toLowerCase` scans
- * one-byte text natively and hands back the very same string when nothing changes, so most enum
- * values ("none", "success") cost no copy.
+ * one-byte text natively and returns the same string when nothing changes (most enum values:
+ * "none", "success"): measured cheaper than a JS scan plus a cache of lowered spellings.
  */
 export function lower(value: unknown): string | undefined {
   const t = text(value);
