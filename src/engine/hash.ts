@@ -13,9 +13,21 @@ function fnv1a(text: string, seed: number): number {
   return hash >>> 0;
 }
 
-/** 64 bits of FNV-1a (two seeds) in base 36: a compact stand-in for a record id in per-key memory. */
+const SECOND_SEED = 0x01000193 ^ 0x5bd1e995;
+
+/**
+ * 64 bits of FNV-1a (two seeds) in base 36: a compact stand-in for a record id in per-key memory.
+ * Both lanes in one pass (it runs once per event); stored state holds these, so the value must never change.
+ */
 export function shortHash(text: string): string {
-  return fnv1a(text, 0x811c9dc5).toString(36) + '.' + fnv1a(text, 0x01000193 ^ 0x5bd1e995).toString(36);
+  let first = 0x811c9dc5;
+  let second = SECOND_SEED >>> 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    first = Math.imul(first ^ code, 0x01000193);
+    second = Math.imul(second ^ code, 0x01000193);
+  }
+  return (first >>> 0).toString(36) + '.' + (second >>> 0).toString(36);
 }
 
 /** A bucket in [0, buckets) for spreading keys over Table partitions. */
