@@ -90,8 +90,12 @@ interface Firing {
   fire: FireInfo;
   triggerId: string;
   identity: AlertIdentity;
-  /** Built when it fired, so severity and response conditions see the memories as they were then. */
-  built: BuiltAlert;
+  /**
+   * Built when it fired, so severity and response conditions see the memories as they were then.
+   * Not built for a firing of an alert id this attempt already fired (suppression folds it) when no
+   * chain consumes the detection's alerts.
+   */
+  built: BuiltAlert | undefined;
 }
 
 /** An event that would have matched had a memory held: re-evaluated when the memory is set late. */
@@ -351,6 +355,7 @@ export class Engine implements DetectionEngine {
     const memory = this.#memoryAccess(cache);
     const ctx: RuleEvalContext = { inventory, memory };
     this.#refires = [];
+    this.#firedAlertIds = new Set();
     const firings: Firing[] = [];
     const alertEvents: AgentEvent[] = [...carriedAlertEvents.values()];
     let tooLate = 0;
@@ -813,9 +818,15 @@ export class Engine implements DetectionEngine {
     };
   }
 
+  /** Alert ids fired in the current attempt. */
+  #firedAlertIds = new Set<string>();
+
   #firing(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, fire: FireInfo, triggerId: string): Firing {
     const detection = rule.detection;
     const identity = alertIdentity(detection, event, ctx, fire.lastMs, triggerId);
+    const foldsIntoEarlier = this.#firedAlertIds.has(identity.alertId);
+    this.#firedAlertIds.add(identity.alertId);
+    if (foldsIntoEarlier && !this.#dependents.has(detection.id)) return { rule, event, fire, triggerId, identity, built: undefined };
     const alertCtx: RuleEvalContext = { inventory: ctx.inventory, memory: ctx.memory };
     const built = buildAlert(detection, event, alertCtx, fire, identity, fire.evidence, this.#clock.now(), this.#conditionTester(detection, event, alertCtx));
     return { rule, event, fire, triggerId, identity, built };
@@ -831,7 +842,7 @@ export class Engine implements DetectionEngine {
   /** A firing as an event for the chains that consume it: its last event's fields plus `alert.*`. */
   #alertEvent(firing: Firing): AgentEvent {
     const detection = firing.rule.detection;
-    const built = firing.built;
+    const built = firing.built!; // always built for a detection chains consume
     const fields: AlertEventFields = {
       alert: { detectionId: detection.id, id: firing.identity.alertId, severity: built.alert.severity, dedupKey: firing.identity.dedupKey, evidence: built.alert.evidence },
     };
@@ -924,7 +935,7 @@ export class Engine implements DetectionEngine {
   async #raiseAlerts(firings: readonly Firing[], cache: SlotCache, raised: Map<string, { alert: Alert; plan?: ResponsePlan }>): Promise<void> {
     const candidates = new Map<string, Firing>();
     for (const firing of firings) {
-      if (candidates.has(firing.identity.alertId) || raised.has(firing.identity.alertId)) {
+      if (candidates.has(firing.identity.alertId) || raised.has(firing.identity.alertId) || !firing.built) {
         if (!raised.has(firing.identity.alertId)) this.#stats.alertsFolded++;
         continue;
       }
@@ -953,10 +964,11 @@ export class Engine implements DetectionEngine {
           continue;
         }
         const now = this.#clock.now();
-        built.set(alertId, firing.built);
+        const firingAlert = firing.built!; // candidates are built firings
+        built.set(alertId, firingAlert);
         // Pending until acknowledged: the marker keeps the alert so a redelivery can send it again.
-        const marker: RaisedMarker = { alertId, dedupKey: firing.identity.dedupKey, raisedAt: new Date(now).toISOString(), alert: firing.built.alert };
-        if (firing.built.plan) marker.plan = firing.built.plan;
+        const marker: RaisedMarker = { alertId, dedupKey: firing.identity.dedupKey, raisedAt: new Date(now).toISOString(), alert: firingAlert.alert };
+        if (firingAlert.plan) marker.plan = firingAlert.plan;
         slot.value = marker;
         slot.dirty = true;
         slot.expiresAt = now + Math.max(this.#markerTtlMs, detection.output.suppressMs + this.#latenessMs);
