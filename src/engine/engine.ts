@@ -1051,7 +1051,8 @@ function foldedValues(value: unknown): { folded: string; display: string }[] {
 /** The event as kept in state until an absence window closes: everything but the raw record. */
 function snapshotOf(event: AgentEvent): Record<string, unknown> {
   // Shares the event's nested objects: events are never mutated, and the store copies on commit.
-  return { ...event, raw: {} } as unknown as Record<string, unknown>;
+  const { raw: _raw, ...snapshot } = event;
+  return snapshot as unknown as Record<string, unknown>;
 }
 
 const MAX_MEMORY_WAITERS = 16;

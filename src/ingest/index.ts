@@ -79,11 +79,17 @@ function reasonKey(reason: string): string {
   return reason.length > 120 ? `${reason.slice(0, 117)}...` : reason;
 }
 
+export interface IngestOptions {
+  /** Keep each record on its event as `raw` (default false: nothing downstream reads it; see `AgentEvent.raw`). */
+  keepRaw?: boolean;
+}
+
 /**
  * Decodes, validates and normalizes a batch. `now` stamps dead letters. Events come back in
  * message/record order; the pipeline orders them by event time.
  */
-export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, now: () => number = Date.now): IngestResult {
+export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, now: () => number = Date.now, options: IngestOptions = {}): IngestResult {
+  const keepRaw = options.keepRaw ?? false;
   const stats = emptyIngestStats();
   const events: AgentEvent[] = [];
   const deadLetters: DeadLetter[] = [];
@@ -133,7 +139,7 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
         continue;
       }
       try {
-        const event = normalizeRecord(record, fallbackTimeMs === undefined ? { family } : { family, fallbackTimeMs });
+        const event = normalizeRecord(record, fallbackTimeMs === undefined ? { family, keepRaw } : { family, fallbackTimeMs, keepRaw });
         if (event) events.push(event);
       } catch (error) {
         // A normalizer bug on odd data must not sink the batch: dead-letter the record, keep going.

@@ -65,7 +65,8 @@ export function eventTimes(input: NormalizeInput, missing: string, first: unknow
 
 /** The fields every event has, in one order so all events share one shape. */
 export function baseEvent(input: NormalizeInput, kind: EventKind, eventId: string, times: EventTimes): AgentEvent {
-  const event: AgentEvent = { id: eventId, time: isoTime(times.timeMs), timeMs: times.timeMs, category: input.category, kind, raw: input.record };
+  const event: AgentEvent = { id: eventId, time: isoTime(times.timeMs), timeMs: times.timeMs, category: input.category, kind };
+  if (input.keepRaw) event.raw = input.record;
   if (times.arrivalMs !== undefined) event.arrival = times.arrivalMs === times.timeMs ? event.time : isoTime(times.arrivalMs);
   const tenantId = tenantOf(input.record, input.properties);
   if (tenantId) event.tenantId = tenantId;

@@ -33,6 +33,7 @@ class RecordInput implements NormalizeInput {
     readonly category: string,
     readonly position: StreamPosition,
     readonly fallbackTimeMs: number | undefined,
+    readonly keepRaw: boolean,
   ) {}
 
   hashId(): string {
@@ -56,6 +57,8 @@ export interface NormalizeOptions {
   fallbackTimeMs?: number;
   /** The record's family when the caller already resolved it (saves a look-up). */
   family?: RecordFamily;
+  /** Keep the record on the event as `raw` (default true; the pipeline's ingest passes false). */
+  keepRaw?: boolean;
 }
 
 /**
@@ -72,5 +75,5 @@ export function normalizeRecord(record: unknown, options: NormalizeOptions = {})
   if (!family) return undefined;
   const properties = asObject(envelope.properties);
   if (!properties) throw new RecordError('RECORD_INVALID', 'record properties is not an object', position);
-  return NORMALIZERS[family](new RecordInput(envelope, properties, category, position, options.fallbackTimeMs));
+  return NORMALIZERS[family](new RecordInput(envelope, properties, category, position, options.fallbackTimeMs, options.keepRaw ?? true));
 }

@@ -9,6 +9,8 @@ export interface NormalizeInput {
   position: StreamPosition;
   /** Used as event time only when the record carries no usable time at all (e.g. the enqueued time). */
   fallbackTimeMs?: number | undefined;
+  /** Whether the event keeps the record as `raw`. */
+  keepRaw: boolean;
   /** A stable content-hash id, computed only when the record has no id of its own. */
   hashId(): string;
 }

@@ -24,6 +24,16 @@ describe('decoding Event Hub bodies', () => {
     expect(stats).toMatchObject({ messages: 1, recordsRead: 2, events: 2, rejected: 0 });
   });
 
+  it('leaves the raw record off pipeline events unless asked to keep it', () => {
+    const record = t2();
+    const [lean] = ingestBatch([{ records: [record] }]).events;
+    expect(lean).not.toHaveProperty('raw');
+    const [kept] = ingestBatch([{ records: [record] }], {}, Date.now, { keepRaw: true }).events;
+    expect(kept!.raw).toBe(record);
+    const { raw: _raw, ...rest } = kept!;
+    expect(rest).toEqual(lean);
+  });
+
   it('mixes shapes in one batch and keeps message order', () => {
     const { events } = ingestBatch([t2(), JSON.stringify({ records: [audit()] }), Buffer.from(JSON.stringify([loadRecord('agent-user')]))]);
     expect(events.map((e) => e.flow ?? e.kind)).toEqual(['t2Autonomous', 'audit', 'agentUser']);
