@@ -1035,6 +1035,11 @@ function stepMasksByKey(steps: readonly CompiledStep[], matched: number, event: 
 }
 
 function foldedValues(value: unknown): { folded: string; display: string }[] {
+  if (!Array.isArray(value)) {
+    // One value (the usual case): no list or set to build.
+    const text = value === undefined || value === null ? undefined : keyText(value);
+    return text === undefined || text === '' ? [] : [{ folded: fold(text), display: text }];
+  }
   const out: { folded: string; display: string }[] = [];
   const seen = new Set<string>();
   for (const element of valuesOf(value)) {

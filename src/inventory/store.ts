@@ -104,13 +104,14 @@ export class Inventory implements InventoryView {
   }
 
   firstSeen(id: string): number | undefined {
-    const key = /[A-Z]/.test(id) ? id.toLowerCase() : id;
-    let earliest = this.firstSeenById.get(key);
+    // Asked once per event by the history-based detections: no candidate array.
+    const key = ASCII_CAPITAL.test(id) ? id.toLowerCase() : id;
     const entity = this.lookup(key);
+    let earliest = this.firstSeenById.get(key);
     if (entity) {
-      for (const candidate of [entity.firstSeenMs, entity.id && this.firstSeenById.get(entity.id), entity.appId && this.firstSeenById.get(entity.appId)]) {
-        if (typeof candidate === 'number' && (earliest === undefined || candidate < earliest)) earliest = candidate;
-      }
+      earliest = earlier(earliest, entity.firstSeenMs);
+      if (entity.id) earliest = earlier(earliest, this.firstSeenById.get(entity.id));
+      if (entity.appId) earliest = earlier(earliest, this.firstSeenById.get(entity.appId));
     }
     return earliest;
   }
@@ -435,4 +436,11 @@ function removeFrom(map: Map<string, StoredEntity[]>, key: string, entity: Store
   const i = list.indexOf(entity);
   if (i >= 0) list.splice(i, 1);
   if (list.length === 0) map.delete(key);
+}
+
+const ASCII_CAPITAL = /[A-Z]/;
+
+function earlier(a: number | undefined, b: number | undefined): number | undefined {
+  if (typeof b !== 'number') return a;
+  return a === undefined || b < a ? b : a;
 }
