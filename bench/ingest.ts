@@ -294,7 +294,7 @@ export const section: BenchSection = {
     let sink = 0;
     let events = 0;
     const inventory = new Inventory();
-    const best = bestInterleaved(3, {
+    const best = bestInterleaved(5, {
       floor: () => {
         for (const body of bodies) sink += (JSON.parse(body) as { records: unknown[] }).records.length;
       },
