@@ -7,7 +7,7 @@
  */
 import { RecordError, type StreamPosition } from '../errors';
 import { normalizeRecord } from '../normalize';
-import { familyOf, type RecordFamily } from '../normalize/categories';
+import { familyOf, sharedCategoryName, type RecordFamily } from '../normalize/categories';
 import { parseEntraTime } from '../normalize/time';
 import type { AgentEvent } from '../normalize/types';
 import type { DeadLetter } from '../ports';
@@ -72,6 +72,8 @@ function bump(counts: Record<string, number>, key: string): void {
 interface CategorySlot {
   count: number;
   family: RecordFamily | undefined;
+  /** The category text as one string for the whole batch (see `sharedCategoryName`). */
+  name: string;
 }
 
 /** A reason without record-specific values, so the summary groups like problems together. */
@@ -126,7 +128,7 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
         continue;
       }
       let slot = perCategory.get(category);
-      if (slot === undefined) perCategory.set(category, (slot = { count: 0, family: familyOf(category) }));
+      if (slot === undefined) perCategory.set(category, (slot = { count: 0, family: familyOf(category), name: sharedCategoryName(category) }));
       slot.count++;
       const family = slot.family;
       if (!family) {
@@ -139,7 +141,7 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
         continue;
       }
       try {
-        const event = normalizeRecord(record, fallbackTimeMs === undefined ? { family, keepRaw } : { family, fallbackTimeMs, keepRaw });
+        const event = normalizeRecord(record, { family, category: slot.name, fallbackTimeMs, keepRaw });
         if (event) events.push(event);
       } catch (error) {
         // A normalizer bug on odd data must not sink the batch: dead-letter the record, keep going.

@@ -38,3 +38,14 @@ export function familyOf(category: string): RecordFamily | undefined {
 }
 
 export const USED_CATEGORIES: readonly string[] = Object.keys(CATEGORY_FAMILIES);
+
+const CANONICAL_NAMES = new Map<string, string>(USED_CATEGORIES.map((name) => [name, name]));
+
+/**
+ * The same text as one shared string when it is a known category name exactly: every event of a
+ * category then carries one string object, which the engine's per-category look-ups compare by
+ * identity instead of hashing a fresh copy per record.
+ */
+export function sharedCategoryName(category: string): string {
+  return CANONICAL_NAMES.get(category) ?? category;
+}

@@ -57,6 +57,8 @@ export interface NormalizeOptions {
   fallbackTimeMs?: number;
   /** The record's family when the caller already resolved it (saves a look-up). */
   family?: RecordFamily;
+  /** The record's `category`, when the caller already read it (the same text, possibly a shared string). */
+  category?: string;
   /** Keep the record on the event as `raw` (default true; the pipeline's ingest passes false). */
   keepRaw?: boolean;
 }
@@ -69,7 +71,7 @@ export function normalizeRecord(record: unknown, options: NormalizeOptions = {})
   const position = options.position ?? NO_POSITION;
   const envelope = asObject(record);
   if (!envelope) throw new RecordError('RECORD_INVALID', 'record is not a JSON object', position);
-  const category = typeof envelope.category === 'string' ? envelope.category : undefined;
+  const category = options.category ?? (typeof envelope.category === 'string' ? envelope.category : undefined);
   if (!category) throw new RecordError('RECORD_INVALID', 'record has no category', position);
   const family = options.family ?? familyOf(category);
   if (!family) return undefined;
