@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { compileRule, event, selectionHolds, TestInventory, AGENT, BLUEPRINT } from '../fixtures/rules/engineTestKit';
 import type { AgentEvent } from '../../src/normalize/types';
+import fc from 'fast-check';
+import { OPERATOR_FACTORIES, type MatchOperator, type RuleScalar } from '../../src/engine/operators';
 
 const audit = (operation: string, extra: Partial<NonNullable<AgentEvent['audit']>> = {}) =>
   event({
@@ -134,5 +136,29 @@ describe('inventory look-ups', () => {
     const graph = event({ id: 'g', audit: { operation: 'x', grantee: { type: 'servicePrincipal', appId: '00000003-0000-0000-c000-000000000000' }, targets: [], credentialsAdded: [], credentialsRemoved: [], ficIssuersAdded: [], ficSubjectsAdded: [], modifiedPropertyNames: [], permissionsGranted: [] } });
     expect(selectionHolds({ 'audit.grantee@firstParty': true }, graph, inventory)).toBe(true);
     expect(selectionHolds({ 'audit.grantee@firstParty': true }, onBlueprint, inventory)).toBe(false);
+  });
+});
+
+describe('operators remember their last answer', () => {
+  // Each operator keeps the last text it judged and its answer; a fresh predicate per value (no
+  // memory) must agree with one long-lived predicate fed the same values in any order.
+  const samples = ['Add application', 'add APPLICATION', 'Add user', '203.0.113.7', '198.51.100.1', 'agentIdentity', 'AGENTIDENTITY', '', '404', 'x'];
+  const rules: [MatchOperator, RuleScalar[]][] = [
+    ['equals', ['Add application']],
+    ['in', ['Add user', 'agentidentity', 404]],
+    ['contains', ['APP']],
+    ['startswith', ['add']],
+    ['endswith', ['user']],
+    ['regex', ['^\\d+$']],
+    ['cidr', ['203.0.113.0/24']],
+  ];
+  it.each(rules)('%s', (operator, values) => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.constantFrom(...samples), fc.string(), fc.integer()), { maxLength: 40 }), (sequence) => {
+        const remembering = OPERATOR_FACTORIES[operator](values, false);
+        for (const value of sequence) expect(remembering(value)).toBe(OPERATOR_FACTORIES[operator](values, false)(value));
+      }),
+      { numRuns: 300 },
+    );
   });
 });
