@@ -9,6 +9,13 @@ describe('agentwatch <command> --help', () => {
     expect(run.stderr).toBe('');
   });
 
+  it.each(['replay', 'demo', 'redrive', 'local', 'grant-permissions'])('%s refuses an unknown option the same way: exit 2, the problem, then its usage', async (name) => {
+    const run = await runCli([name, '--frobnicate']);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(new RegExp(`^agentwatch ${name}: .*--frobnicate.*\\n\\nusage: agentwatch ${name}`, 's'));
+  });
+
   it('refuses an unknown command with exit 2 and the command list', async () => {
     const run = await runCli(['nope']);
     expect(run.code).toBe(2);

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { StreamDeadLetterSink, TableAlertSink } from '../../alerts/consoleSinks';
 import { buildApp, repoRoot, type App } from '../../app';
-import type { CliCommand, CliIO, ExitCode } from '../io';
+import { usageError, type CliCommand, type CliIO, type ExitCode } from '../io';
 import { describeStartupError, formatSummary, replayPaths } from './replay';
 
 const USAGE = 'usage: agentwatch demo [PATH...]   (default: the samples/ folder)\n';
@@ -15,10 +15,7 @@ export const command: CliCommand = {
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<ExitCode> {
     const unknown = args.find((a) => a.startsWith('-') && a !== '-');
-    if (unknown) {
-      io.stderr.write(`agentwatch demo: unknown option ${unknown}\n${USAGE}`);
-      return 2;
-    }
+    if (unknown) return usageError(io, 'demo', `unknown option ${unknown}`, USAGE);
     const paths = args.length ? args : [join(repoRoot(), 'samples')];
     const table = new TableAlertSink();
     let app: App;

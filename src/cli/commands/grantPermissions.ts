@@ -14,7 +14,7 @@ import type { ResponseActionName } from '../../alerts/types';
 import { GraphHttp, isGraphRequestError } from '../../response/graphClient';
 import { isGuid } from '../../response/guards';
 import { ACTION_PERMISSIONS, DEFAULT_GRANTED_ACTIONS, permissionsToGrant } from '../../response/permissions';
-import type { CliCommand, CliIO, ExitCode } from '../io';
+import { usageError, type CliCommand, type CliIO, type ExitCode } from '../io';
 
 const MICROSOFT_GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
 const ACTION_NAMES = Object.keys(ACTION_PERMISSIONS) as ResponseActionName[];
@@ -53,10 +53,7 @@ export const command: CliCommand = {
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<ExitCode> {
     const parsed = parseArgs(args);
-    if (typeof parsed === 'string') {
-      io.stderr.write(`agentwatch grant-permissions: ${parsed}\n\n${USAGE}`);
-      return 2;
-    }
+    if (typeof parsed === 'string') return usageError(io, 'grant-permissions', parsed, USAGE);
     return grantPermissions(parsed, io, { credential: new DefaultAzureCredential(), baseUrl: io.env.AGENTWATCH_GRAPH_BASE_URL });
   },
 };

@@ -9,7 +9,7 @@ import { parseDuration } from '../../config';
 import type { LogLevel } from '../../ports';
 import { jsonLinesLogger } from '../../host/logging';
 import { runLocalConsumer, type LocalConsumerOptions } from '../../host/local';
-import type { CliCommand, CliIO, ExitCode } from '../io';
+import { usageError, type CliCommand, type CliIO, type ExitCode } from '../io';
 
 const USAGE = `usage: agentwatch local [options]
 
@@ -92,10 +92,7 @@ export const command: CliCommand = {
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<ExitCode> {
     const parsed = parseLocalArgs(args);
-    if (typeof parsed === 'string') {
-      io.stderr.write(`agentwatch local: ${parsed}\n\n${USAGE}`);
-      return 2;
-    }
+    if (typeof parsed === 'string') return usageError(io, 'local', parsed, USAGE);
     const { logLevel, ...consumerArgs } = parsed;
     const logger = jsonLinesLogger(io.stderr, logLevel);
     const stop = new AbortController();

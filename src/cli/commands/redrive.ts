@@ -15,7 +15,7 @@ import { isAgentwatchError } from '../../errors';
 import type { Clock, Logger } from '../../ports';
 import { createTableDeadLetterSink } from '../../state/deadLetterTable';
 import { createTableStateStore } from '../../state/tableStore';
-import type { CliCommand, CliIO, ExitCode } from '../io';
+import { usageError, type CliCommand, type CliIO, type ExitCode } from '../io';
 import { describeStartupError } from './replay';
 
 const USAGE = `usage: agentwatch redrive [--dry-run] [--due-only] [--limit N] [--json]
@@ -126,10 +126,7 @@ export const command: CliCommand = {
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<ExitCode> {
     const parsed = parseRedriveArgs(args);
-    if (typeof parsed === 'string') {
-      io.stderr.write(`agentwatch redrive: ${parsed}\n\n${USAGE}`);
-      return 2;
-    }
+    if (typeof parsed === 'string') return usageError(io, 'redrive', parsed, USAGE);
     return redrive(parsed, io);
   },
 };

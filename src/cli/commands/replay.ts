@@ -11,7 +11,7 @@ import { buildApp, type App, type AppOptions } from '../../app';
 import { isAgentwatchError, type AgentwatchError, type LocatedProblem } from '../../errors';
 import { expandPath, readInputText, splitMessages, UnreadableInputError } from '../../ingest/replayInput';
 import type { BatchSummary } from '../../pipeline';
-import type { CliCommand, CliIO, ExitCode } from '../io';
+import { usageError, type CliCommand, type CliIO, type ExitCode } from '../io';
 
 const USAGE = 'usage: agentwatch replay [--output ndjson|table] [--config FILE] [--inventory FILE] PATH...\n       PATH is a file, a directory (*.json, *.ndjson, *.jsonl, *.gz) or - for standard input\n';
 
@@ -163,10 +163,7 @@ export const command: CliCommand = {
   usage: USAGE,
   async run(args: string[], io: CliIO): Promise<ExitCode> {
     const parsed = parseReplayArgs(args);
-    if (typeof parsed === 'string') {
-      io.stderr.write(`agentwatch replay: ${parsed}\n${USAGE}`);
-      return 2;
-    }
+    if (typeof parsed === 'string') return usageError(io, 'replay', parsed, USAGE);
     const progress = (line: string): void => {
       if (!parsed.quiet || line.startsWith('error')) io.stderr.write(`${line}\n`);
     };
