@@ -29,7 +29,7 @@ import { applyAbsence, applySequence, takeDueAbsence, type StepView } from './ki
 import { applyFirstSeen } from './kinds/firstSeen';
 import { applyBaseline, applyDistinctCount, applyThreshold } from './kinds/window';
 import { alertIdentity, buildAlert, type AlertIdentity, type BuiltAlert } from './output';
-import { SlotCache, SlotKeyTable, StateCache, keyStateKey, markerStateKey, memoryStateKey, pendingPartition, pendingStateKey, slotKeyOf, type Slot } from './stateSlots';
+import { SlotCache, StateCache, slotKeyTable, type SlotKeyTable, keyStateKey, markerStateKey, memoryStateKey, pendingPartition, pendingStateKey, slotKeyOf, type Slot } from './stateSlots';
 import { fold } from './text';
 import type { CompiledDetection, CompiledStep, DispatchValues, EngineBatchResult, EngineOptions, EngineStats, MemoryAccess, RuleEvalContext } from './types';
 
@@ -243,7 +243,7 @@ export class Engine implements DetectionEngine {
         stepViews: steps.map((step) => ({ joins: step.joins.map((alternative) => alternative.map((eq) => ({ fieldPath: eq.fieldPath, step: eq.step, stepField: eq.stepField }))) })),
         newValueTtlMs: steps.map((step) => step.newValueTtlMs),
         retentionMs: retentionOf(detection, options.latenessMs ?? DEFAULT_LATENESS_MS),
-        stateKeys: new SlotKeyTable((key) => keyStateKey(detection.id, key)),
+        stateKeys: slotKeyTable((key) => keyStateKey(detection.id, key)),
         memoryKeys,
         memoryTables: detection.memories.map((memory) => memoryKeys.get(memory.name)!.keys),
       };
@@ -1017,7 +1017,7 @@ function firstKeyPart(key: string): string {
 function memoryKeyTables(detection: CompiledDetection): Map<string, { keys: SlotKeyTable; ttlMs: number }> {
   const tables = new Map<string, { keys: SlotKeyTable; ttlMs: number }>();
   const add = (name: string, ttlMs: number): void => {
-    if (!tables.has(name)) tables.set(name, { keys: new SlotKeyTable((key) => memoryStateKey(detection.id, name, key)), ttlMs });
+    if (!tables.has(name)) tables.set(name, { keys: slotKeyTable((key) => memoryStateKey(detection.id, name, key)), ttlMs });
   };
   for (const memory of detection.memories) add(memory.name, memory.ttlMs);
   for (const selection of detection.selections) if (selection.memory) add(selection.memory, 0);

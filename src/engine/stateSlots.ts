@@ -17,6 +17,7 @@
  */
 import { StateConflictError, isStateConflictError } from '../errors';
 import type { StateKey, StateStore, StateWrite } from '../ports';
+import { BoundedMemo } from '../memo';
 import { bucketOf, shortHash } from './hash';
 
 /**
@@ -72,21 +73,12 @@ const KEY_TABLE_LIMIT = 50_000;
 /**
  * The slot keys of one detection's key texts (or one memory's), memoized: a hot key (an agent, a
  * user) meets the rule on many events, and building its partition hash, row and id every time was
- * a large part of the per-event cost. Bounded; cleared wholesale when full.
+ * a large part of the per-event cost.
  */
-export class SlotKeyTable {
-  #keys = new Map<string, SlotKey>();
-  constructor(private readonly make: (text: string) => SlotKey) {}
+export type SlotKeyTable = BoundedMemo<SlotKey>;
 
-  get(text: string): SlotKey {
-    let key = this.#keys.get(text);
-    if (key === undefined) {
-      if (this.#keys.size >= KEY_TABLE_LIMIT) this.#keys = new Map();
-      key = this.make(text);
-      this.#keys.set(text, key);
-    }
-    return key;
-  }
+export function slotKeyTable(make: (text: string) => SlotKey): SlotKeyTable {
+  return new BoundedMemo(make, KEY_TABLE_LIMIT);
 }
 
 /** Every partition the engine may write for these detections (the pending index and per-bucket ones). */

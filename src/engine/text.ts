@@ -3,6 +3,7 @@
  * hyphen, an en dash or an em dash and with stray whitespace, and enums in any casing; rules
  * compare folded text so authors never have to care.
  */
+import { BoundedMemo } from '../memo';
 
 const DASHES = /[\u2010-\u2015\u2212\uFE58\uFE63\uFF0D]/g;
 const WHITESPACE_RUN = /\s+/g;
@@ -13,9 +14,8 @@ export function foldUncached(value: string): string {
 }
 
 // Event values repeat heavily (categories, operation names, app ids), so a bounded cache turns the
-// fold into one Map lookup on the hot path. Cleared wholesale when full: cheap and bounded.
-const FOLD_CACHE_LIMIT = 50_000;
-let foldCache = new Map<string, string>();
+// fold into one Map lookup on the hot path.
+const FOLDED = new BoundedMemo(foldUncached, 50_000);
 
 /**
  * True when folding cannot change the text: printable ASCII without upper case, whitespace or
@@ -31,14 +31,7 @@ function alreadyFolded(value: string): boolean {
 }
 
 export function fold(value: string): string {
-  if (alreadyFolded(value)) return value;
-  let folded = foldCache.get(value);
-  if (folded === undefined) {
-    folded = foldUncached(value);
-    if (foldCache.size >= FOLD_CACHE_LIMIT) foldCache = new Map();
-    foldCache.set(value, folded);
-  }
-  return folded;
+  return alreadyFolded(value) ? value : FOLDED.get(value);
 }
 
 /** The text form a scalar compares as (numbers and booleans by their JSON text). */

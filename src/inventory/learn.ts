@@ -8,6 +8,7 @@
  */
 import type { AgentEvent, AuditTarget, Principal } from '../normalize/types';
 import { POWER_VIRTUAL_AGENTS_SERVICE_APP_ID } from '../normalize/types';
+import { BoundedMemo } from '../memo';
 import type { Inventory } from './store';
 
 const CREATE_APPLICATION = /^(add|create) application$/i;
@@ -36,17 +37,10 @@ function classifyUncached(operation: string): OperationClass {
  * A tenant emits a few hundred distinct (folded) operation names, and most audits match none of
  * the patterns above: classify each spelling once instead of running the patterns per record.
  */
-const OPERATION_CLASSES = new Map<string, OperationClass>();
-const OPERATION_CLASSES_LIMIT = 4096;
+const OPERATION_CLASSES = new BoundedMemo(classifyUncached, 4096);
 
 function classifyOperation(operation: string): OperationClass {
-  let kind = OPERATION_CLASSES.get(operation);
-  if (kind === undefined) {
-    kind = classifyUncached(operation);
-    if (OPERATION_CLASSES.size >= OPERATION_CLASSES_LIMIT) OPERATION_CLASSES.clear();
-    OPERATION_CLASSES.set(operation, kind);
-  }
-  return kind;
+  return OPERATION_CLASSES.get(operation);
 }
 const BLUEPRINT_ID_PROPERTY = /blueprint(app)?id$/i;
 const PARENT_ID_PROPERTY = /^(identityparentid|agentidentityid|agentsubjectparentid)$/i;

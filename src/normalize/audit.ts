@@ -8,6 +8,7 @@ import { RecordError } from '../errors';
 import type { AgentEvent, AuditFacts, AuditTarget, CredentialRef, ModifiedProperty, Principal, PrincipalType, Resource } from './types';
 import { AGENT_TYPE_TO_PRINCIPAL, baseEvent, eventTimes } from './envelope';
 import type { NormalizeInput } from './input';
+import { BoundedMemo } from '../memo';
 import { asArray, asObject, assign, decodeJsonish, equalsIgnoreCase, foldOperation, id, isGuidShaped, lower, text, unique, type Json } from './values';
 
 const RAW_TARGET_TYPES: Readonly<Record<string, PrincipalType>> = {
@@ -197,17 +198,13 @@ interface OperationTraits {
  * A tenant emits a few hundred distinct activity names, and `foldOperation` hands back one string
  * per spelling: test the patterns once per name instead of on every record.
  */
-const OPERATION_TRAITS = new Map<string, OperationTraits>();
-const OPERATION_TRAITS_LIMIT = 4096;
+const OPERATION_TRAITS = new BoundedMemo<OperationTraits>(
+  (operation) => ({ grant: GRANT_OPERATIONS.test(operation), member: MEMBER_OPERATIONS.test(operation), removal: REMOVAL_OPERATION.test(operation), consent: CONSENT_OPERATION.test(operation) }),
+  4096,
+);
 
 function operationTraits(operation: string): OperationTraits {
-  let traits = OPERATION_TRAITS.get(operation);
-  if (traits === undefined) {
-    traits = { grant: GRANT_OPERATIONS.test(operation), member: MEMBER_OPERATIONS.test(operation), removal: REMOVAL_OPERATION.test(operation), consent: CONSENT_OPERATION.test(operation) };
-    if (OPERATION_TRAITS.size >= OPERATION_TRAITS_LIMIT) OPERATION_TRAITS.clear();
-    OPERATION_TRAITS.set(operation, traits);
-  }
-  return traits;
+  return OPERATION_TRAITS.get(operation);
 }
 
 function auditFacts(operation: string, p: Json, targets: AuditTarget[]): AuditFacts {

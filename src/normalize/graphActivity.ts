@@ -7,6 +7,7 @@
 import type { AgentEvent, GraphActivityFacts, Principal } from './types';
 import { baseEvent, eventTimes } from './envelope';
 import type { NormalizeInput } from './input';
+import { BoundedMemo } from '../memo';
 import { assign, id, isGuidShaped, num, pick, splitList, text } from './values';
 
 const MICROSOFT_GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
@@ -67,22 +68,14 @@ const QUOTED = /'[^']*'/g;
 const OPAQUE_ID = /^(?=.*\d)[A-Za-z0-9=_+\-!]{20,}$/;
 
 /** The same request URIs repeat (an app polling one mailbox): normalize each distinct one once. */
-const GRAPH_PATHS = new Map<string, string>();
-const GRAPH_PATHS_LIMIT = 4096;
+const GRAPH_PATHS = new BoundedMemo(normalizeGraphPathUncached, 4096);
 
 /**
  * `https://graph.microsoft.com/v1.0/users/alice@contoso.com/messages?$top=50` → `/users/{id}/messages`:
  * host, version, query and fragment stripped; GUIDs, UPNs, quoted keys and opaque ids replaced by `{id}`.
  */
 export function normalizeGraphPath(uri: string): string {
-  if (uri.length > 2048) return normalizeGraphPathUncached(uri);
-  let path = GRAPH_PATHS.get(uri);
-  if (path === undefined) {
-    path = normalizeGraphPathUncached(uri);
-    if (GRAPH_PATHS.size >= GRAPH_PATHS_LIMIT) GRAPH_PATHS.clear();
-    GRAPH_PATHS.set(uri, path);
-  }
-  return path;
+  return uri.length > 2048 ? normalizeGraphPathUncached(uri) : GRAPH_PATHS.get(uri);
 }
 
 function normalizeGraphPathUncached(uri: string): string {

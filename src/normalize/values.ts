@@ -3,6 +3,7 @@
  * numbers, sends "" / null / "<null>" for "not known", and nests JSON inside strings; every
  * normalizer reads fields through these so the quirks are handled in one place.
  */
+import { BoundedMemo } from '../memo';
 
 export type Json = Record<string, unknown>;
 
@@ -148,20 +149,11 @@ export function decodeJsonish(value: unknown): unknown {
 const LIST_SEPARATORS = /[\s,;]+/;
 
 /** `roles` / `scopes` strings repeat on every call an app makes: split each distinct one once. */
-const SPLIT_CACHE = new Map<string, readonly string[]>();
-const SPLIT_CACHE_LIMIT = 2048;
+const SPLIT_CACHE = new BoundedMemo<readonly string[]>((value) => Object.freeze(splitListUncached(value)), 2048);
 
 /** Split lists are shared between events (cached): frozen so no consumer can change another's. */
 export function splitList(value: unknown): string[] {
-  if (typeof value === 'string' && value.length <= 2048) {
-    let cached = SPLIT_CACHE.get(value);
-    if (cached === undefined) {
-      cached = Object.freeze(splitListUncached(value));
-      if (SPLIT_CACHE.size >= SPLIT_CACHE_LIMIT) SPLIT_CACHE.clear();
-      SPLIT_CACHE.set(value, cached);
-    }
-    return cached as string[];
-  }
+  if (typeof value === 'string' && value.length <= 2048) return SPLIT_CACHE.get(value) as string[];
   return splitListUncached(value);
 }
 

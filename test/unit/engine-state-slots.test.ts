@@ -4,7 +4,7 @@
  * and the shared cache serves what was last written until it is too old.
  */
 import { describe, expect, it } from 'vitest';
-import { SlotCache, SlotKeyTable, StateCache, keyStateKey } from '../../src/engine/stateSlots';
+import { SlotCache, StateCache, keyStateKey, slotKeyTable } from '../../src/engine/stateSlots';
 import { MemoryStateStore } from '../../src/state';
 
 describe('SlotCache', () => {
@@ -53,10 +53,10 @@ describe('SlotCache', () => {
   });
 });
 
-describe('SlotKeyTable', () => {
+describe('slotKeyTable', () => {
   it('builds a key once per text and keeps building after it is full', () => {
     let built = 0;
-    const table = new SlotKeyTable((text) => {
+    const table = slotKeyTable((text) => {
       built++;
       return keyStateKey('rule-a', text);
     });
