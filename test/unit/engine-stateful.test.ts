@@ -135,6 +135,26 @@ describe('threshold', () => {
     expect(await restarted.deliver(failure('f3', 2))).toHaveLength(1);
   });
 
+  it('a key stored with the earlier evidence ring ([hash, id] pairs) keeps its evidence and is rewritten flat', async () => {
+    const store = new MemoryStateStore();
+    await harness([thresholdRule()], new TestInventory(), store).deliver(failure('f1', 0), failure('f2', 1));
+    // Rewrite the stored key as an earlier version wrote it: `recent` pairs, no `ids`.
+    const [partition] = store.partitions().filter((name) => name.startsWith('k|failures|'));
+    const [stored] = await store.list<Record<string, unknown>>(partition);
+    const ids = stored.value.ids as string[];
+    expect(ids).toHaveLength(4);
+    const { ids: _flat, ...rest } = stored.value;
+    const recent = [[ids[0], ids[1]], [ids[2], ids[3]]];
+    await store.commit([{ op: 'put', key: stored.key, value: { ...rest, recent }, ifMatch: stored.etag, expiresAt: stored.expiresAt }]);
+
+    const restarted = harness([thresholdRule()], new TestInventory(), store);
+    const [alert] = await restarted.deliver(failure('f3', 2));
+    expect(alert.evidence).toEqual(['f1', 'f2', 'f3']);
+    const [rewritten] = await store.list<Record<string, unknown>>(partition);
+    expect(rewritten.value.recent).toBeUndefined();
+    expect(rewritten.value.ids).toEqual([...ids, expect.any(String), 'f3']);
+  });
+
   it('gives the same alert id in any process for the same events', async () => {
     const events = [failure('f1', 0), failure('f2', 1), failure('f3', 2)];
     const [a] = await harness([thresholdRule()]).deliver(...events);

@@ -37,7 +37,12 @@ export interface KeyState {
   /** Newest event time counted for the key: the lateness bound hangs off it. */
   max: number;
   ev?: Entry[];
-  /** Last record ids (hash → id), for evidence. */
+  /**
+   * Last record ids for evidence, flat and oldest first: hash, id, hash, id … One array of strings
+   * instead of one pair per event, because every dirty key is copied on each commit.
+   */
+  ids?: string[];
+  /** The same ring as written before: [hash, id] pairs. Read, and replaced by `ids`, on the key's next event. */
   recent?: [string, string][];
   vals?: Record<string, ValueMemory>;
   /** Baseline: UTC-aligned window slot start (ms, as text) → count. */
@@ -147,14 +152,25 @@ export function pruneEntries(entries: Entry[], horizonMs: number, cap: number): 
 }
 
 export function rememberId(state: KeyState, hash: string, id: string): void {
-  const recent = (state.recent ??= []);
-  recent.push([hash, id]);
-  if (recent.length > LIMITS.recentIds) recent.splice(0, recent.length - LIMITS.recentIds);
+  const ring = state.ids ?? adoptPairRing(state);
+  ring.push(hash, id);
+  if (ring.length > 2 * LIMITS.recentIds) ring.splice(0, ring.length - 2 * LIMITS.recentIds);
+}
+
+/** Moves a ring stored as pairs (`recent`) into the flat `ids` ring. */
+function adoptPairRing(state: KeyState): string[] {
+  const ring: string[] = [];
+  for (const [hash, id] of state.recent ?? []) ring.push(hash, id);
+  delete state.recent;
+  state.ids = ring;
+  return ring;
 }
 
 /** Record ids of the given hashes (in the order given: event time) still in the recent ring, capped. */
 export function evidenceOf(state: KeyState, hashes: readonly string[]): string[] {
-  const ids = new Map(state.recent ?? []);
+  const ring = state.ids ?? adoptPairRing(state);
+  const ids = new Map<string, string>();
+  for (let i = 0; i + 1 < ring.length; i += 2) ids.set(ring[i], ring[i + 1]);
   const out: string[] = [];
   for (const hash of hashes) {
     const id = ids.get(hash);
