@@ -7,7 +7,8 @@
  * - Ids are lower-cased GUID strings where the source is a GUID; other ids are kept as sent.
  * - Enums (risk level, agent type, result …) are lower-cased.
  * - Times are ISO-8601 UTC strings (`2026-10-05T10:15:58.441Z`); `timeMs` is the same instant in epoch ms.
- * - Optional means "the record did not say". Absent is never encoded as "" or "none".
+ * - Optional means "the record did not say". Absent is never encoded as "" or "none"; an absent field
+ *   is still a property holding `undefined` (every event has one shape, see `baseEvent`), which JSON drops.
  */
 
 export type EventKind = 'signIn' | 'audit' | 'risk' | 'riskyPrincipal' | 'graphActivity' | 'inventory';

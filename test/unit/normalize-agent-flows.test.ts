@@ -2,9 +2,12 @@
  * Normalization of the Agent ID flows, on the constructed records in test/fixtures/records
  * (no public source has real agentic records yet; see the README there).
  */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { normalizeRecord, decodeJsonish, foldOperation, normalizeGraphPath, parseKeyDescription, mitreTechniques, type AgentEvent } from '../../src/normalize';
 import { loadRecord } from '../fixtures/records/load';
+import { CANONICAL_FIELDS } from '../../src/normalize/types';
 
 const BLUEPRINT_APP = 'dddddddd-1111-2222-3333-444444444444';
 const BLUEPRINT_OBJECT = 'd0d0d0d0-1111-2222-3333-444444444444';
@@ -376,5 +379,28 @@ describe('helpers', () => {
     expect(mitreTechniques([{ Key: 'mitreTechniques', Value: ['T1078.004', 't1550'] }])).toEqual(['T1078.004', 'T1550']);
     expect(mitreTechniques(JSON.stringify(JSON.stringify({ key: 'MitreTechniques', value: 'T1098.001' })))).toEqual(['T1098.001']);
     expect(mitreTechniques('not json')).toEqual([]);
+  });
+});
+
+describe('event shape', () => {
+  it('every family builds its events with all AgentEvent fields in one order (one hidden class for the engine)', () => {
+    const names = readdirSync(join(__dirname, '../fixtures/records')).filter((file) => file.endsWith('.json')).map((file) => file.replace(/\.json$/, ''));
+    const topLevel = [...new Set(CANONICAL_FIELDS.map((field) => field.split('.')[0]))];
+    const kinds = new Set<string>();
+    const graphActivity = {
+      time: '2026-10-05T10:15:58.4410000Z',
+      category: 'MicrosoftGraphActivityLogs',
+      properties: { appId: AGENT, servicePrincipalId: AGENT, requestMethod: 'GET', requestUri: 'https://graph.microsoft.com/v1.0/users', responseStatusCode: 200 },
+    };
+    for (const record of [...names.map((name) => loadRecord(name)), graphActivity]) {
+      const name = String(record.category);
+      const event = normalizeRecord(record, { keepRaw: false });
+      if (!event) continue;
+      kinds.add(event.kind);
+      // `raw` is declared too (undefined unless kept), so keeping it does not change the shape either.
+      expect(Object.keys(event), name).toEqual([...topLevel, 'raw']);
+    }
+    // Sign-ins, audits, risk events, risky principals, Graph activity and AgentsInfo rows all took part.
+    expect([...kinds].sort()).toEqual(['audit', 'graphActivity', 'inventory', 'risk', 'riskyPrincipal', 'signIn']);
   });
 });
