@@ -5,7 +5,7 @@
  */
 import { RecordError } from '../errors';
 import type { AgentEvent, AgentInventoryFacts, Principal } from './types';
-import { baseEvent, eventTimes } from './envelope';
+import { baseEvent, eventTimes, newPrincipal } from './envelope';
 import type { NormalizeInput } from './input';
 import { asObject, assign, decodeJsonish, id, lower, pick, text, unique, type Json } from './values';
 
@@ -21,7 +21,7 @@ export function normalizeAgentsInfo(input: NormalizeInput): AgentEvent {
   const facts = agentInventoryFacts(row, agentId);
   const event = baseEvent(input, 'inventory', input.hashId(), times);
   event.agentInventory = facts;
-  const subject: Principal = { type: facts.entraAgentId ? 'agentIdentity' : 'classicAgent', id: facts.entraAgentId ?? agentId };
+  const subject = newPrincipal(facts.entraAgentId ? 'agentIdentity' : 'classicAgent', facts.entraAgentId ?? agentId);
   assign(subject, 'name', facts.name);
   event.subject = subject;
   if (facts.entraAgentId) event.agentIdentityId = facts.entraAgentId;

@@ -6,7 +6,7 @@
  */
 import { RecordError } from '../errors';
 import type { AgentEvent, AuditFacts, AuditTarget, CredentialRef, ModifiedProperty, Principal, PrincipalType, Resource } from './types';
-import { AGENT_TYPE_TO_PRINCIPAL, baseEvent, eventTimes } from './envelope';
+import { AGENT_TYPE_TO_PRINCIPAL, baseEvent, eventTimes, newPrincipal } from './envelope';
 import type { NormalizeInput } from './input';
 import { BoundedMemo } from '../memo';
 import { asArray, asObject, assign, decodeJsonish, equalsIgnoreCase, foldOperation, id, isGuidShaped, lower, text, unique, type Json } from './values';
@@ -55,7 +55,7 @@ function initiatorOf(initiatedBy: Json | undefined): { principal: Principal; ip?
   if (!initiatedBy) return undefined;
   const user = asObject(initiatedBy.user);
   if (user && (text(user.id) || text(user.userPrincipalName))) {
-    const principal: Principal = { type: AGENT_TYPE_TO_PRINCIPAL[lower(user.agentType) ?? ''] === 'agentUser' ? 'agentUser' : 'user' };
+    const principal = newPrincipal(AGENT_TYPE_TO_PRINCIPAL[lower(user.agentType) ?? ''] === 'agentUser' ? 'agentUser' : 'user');
     assign(principal, 'id', id(user.id));
     assign(principal, 'upn', lower(user.userPrincipalName));
     assign(principal, 'name', text(user.displayName));
@@ -64,7 +64,7 @@ function initiatorOf(initiatedBy: Json | undefined): { principal: Principal; ip?
   }
   const app = asObject(initiatedBy.app);
   if (app && (text(app.servicePrincipalId) || text(app.appId) || text(app.displayName))) {
-    const principal: Principal = { type: AGENT_TYPE_TO_PRINCIPAL[lower(app.agentType) ?? ''] ?? 'servicePrincipal' };
+    const principal = newPrincipal(AGENT_TYPE_TO_PRINCIPAL[lower(app.agentType) ?? ''] ?? 'servicePrincipal');
     assign(principal, 'id', id(app.servicePrincipalId));
     assign(principal, 'appId', id(app.appId));
     assign(principal, 'name', text(app.displayName) ?? text(app.servicePrincipalName));
@@ -84,6 +84,13 @@ function targetsOf(p: Json): AuditTarget[] {
     const agentType = lower(t.agentType);
     const target: AuditTarget = {
       type: (agentType && AGENT_TYPE_TO_PRINCIPAL[agentType]) || (rawType && RAW_TARGET_TYPES[rawType.toLowerCase()]) || 'unknown',
+      // Every field declared, absent ones undefined: one shape for all targets (see `baseEvent`).
+      id: undefined,
+      appId: undefined,
+      name: undefined,
+      upn: undefined,
+      ownerTenantId: undefined,
+      rawType: undefined,
       modifiedProperties: modifiedPropertiesOf(t.modifiedProperties),
     };
     assign(target, 'id', id(t.id));
@@ -170,7 +177,7 @@ function additionalDetail(p: Json, key: string): string | undefined {
 }
 
 function principalOfTarget(target: AuditTarget): Principal {
-  const principal: Principal = { type: target.type };
+  const principal = newPrincipal(target.type);
   assign(principal, 'id', target.id);
   assign(principal, 'appId', target.appId);
   assign(principal, 'name', target.name);
@@ -403,7 +410,7 @@ function granteeOf(operation: OperationTraits, targets: AuditTarget[]): Principa
   const spId = id(scalar(spObject?.newValue) ?? scalar(spObject?.oldValue));
   if (spId) {
     const fromTargets = targets.find((t) => t.id === spId);
-    const principal: Principal = fromTargets ? principalOfTarget(fromTargets) : { type: 'servicePrincipal', id: spId };
+    const principal: Principal = fromTargets ? principalOfTarget(fromTargets) : newPrincipal('servicePrincipal', spId);
     if (principal.type === 'unknown' || principal.type === 'application') principal.type = 'servicePrincipal';
     assign(principal, 'appId', principal.appId ?? id(scalar(propAnywhere(targets, 'ServicePrincipal.AppId')?.newValue)));
     assign(principal, 'name', principal.name ?? scalar(propAnywhere(targets, 'ServicePrincipal.DisplayName')?.newValue) ?? scalar(propAnywhere(targets, 'ServicePrincipal.Name')?.newValue));

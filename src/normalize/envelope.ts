@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { RecordError } from '../errors';
 import type { NormalizeInput } from './input';
 import { isoTime, parseEntraTime } from './time';
-import type { AgentEvent, EventKind, PrincipalType } from './types';
+import type { AgentEvent, EventKind, Principal, PrincipalType } from './types';
 import { id, text, type Json } from './values';
 
 /** `agentType` / `agentSubjectType` values (sign-ins, audit identities) → principal types (reference §2.1, §3.1). */
@@ -61,6 +61,11 @@ export function eventTimes(input: NormalizeInput, missing: string, first: unknow
   const timeMs = parseEntraTime(first) ?? (second === undefined ? undefined : parseEntraTime(second)) ?? arrivalMs ?? input.fallbackTimeMs;
   if (timeMs === undefined) throw new RecordError('RECORD_INVALID', missing, input.position);
   return { timeMs, arrivalMs };
+}
+
+/** A principal with every field declared (absent ones undefined), for the same reason as `baseEvent`. */
+export function newPrincipal(type: PrincipalType, id?: string, appId?: string): Principal {
+  return { type, id, appId, name: undefined, upn: undefined, ownerTenantId: undefined };
 }
 
 /**

@@ -5,7 +5,7 @@
  * have the calling service principal as actor.
  */
 import type { AgentEvent, GraphActivityFacts, Principal } from './types';
-import { baseEvent, eventTimes } from './envelope';
+import { baseEvent, eventTimes, newPrincipal } from './envelope';
 import type { NormalizeInput } from './input';
 import { BoundedMemo } from '../memo';
 import { assign, id, isGuidShaped, num, pick, splitList, text } from './values';
@@ -18,7 +18,7 @@ export function normalizeGraphActivity(input: NormalizeInput): AgentEvent {
 
   const appId = id(p.appId);
   const servicePrincipalId = id(pick(p, ['servicePrincipalId', 'UserPrincipalObjectID']));
-  const app: Principal = { type: 'servicePrincipal' };
+  const app = newPrincipal('servicePrincipal');
   assign(app, 'id', servicePrincipalId);
   assign(app, 'appId', appId);
   const userId = id(p.userId);
@@ -28,7 +28,7 @@ export function normalizeGraphActivity(input: NormalizeInput): AgentEvent {
   event.resource = { appId: MICROSOFT_GRAPH_APP_ID, name: 'Microsoft Graph' };
   event.graph = graphFacts(p);
   if (userId) {
-    const user: Principal = { type: 'user', id: userId };
+    const user = newPrincipal('user', userId);
     event.actor = user;
     event.subject = user;
     event.client = app;

@@ -5,7 +5,7 @@
  * the event time (reference §1.2).
  */
 import type { AgentEvent, Principal, PrincipalType, RiskInfo } from './types';
-import { baseEvent, eventTimes } from './envelope';
+import { baseEvent, eventTimes, newPrincipal } from './envelope';
 import type { NormalizeInput } from './input';
 import { isoTime } from './time';
 import { asArray, asObject, assign, decodeJsonish, id, lower, pick, text, unique, type Json } from './values';
@@ -66,20 +66,20 @@ function riskPrincipal(category: string, p: Json): Principal | undefined {
     const odata = lower(p['@odata.type']);
     const type = (odata && ODATA_AGENT_TYPES[odata]) || AGENT_IDENTITY_TYPES[lower(p.identityType) ?? ''] || 'agentIdentity';
     const principalId = lowered === 'riskyagents' ? id(pick(p, ['id', 'agentId', 'identityId'])) : id(pick(p, ['agentId', 'identityId']));
-    const principal: Principal = { type };
+    const principal = newPrincipal(type);
     assign(principal, 'id', principalId);
     assign(principal, 'name', text(pick(p, ['agentDisplayName', 'displayName'])));
     assign(principal, 'upn', lower(p.userPrincipalName));
     return principal;
   }
   if (lowered === 'serviceprincipalriskevents' || lowered === 'riskyserviceprincipals') {
-    const principal: Principal = { type: 'servicePrincipal' };
+    const principal = newPrincipal('servicePrincipal');
     assign(principal, 'id', id(lowered === 'riskyserviceprincipals' ? pick(p, ['id', 'servicePrincipalId']) : p.servicePrincipalId));
     assign(principal, 'appId', id(p.appId));
     assign(principal, 'name', text(pick(p, ['servicePrincipalDisplayName', 'displayName'])));
     return principal;
   }
-  const principal: Principal = { type: 'user' };
+  const principal = newPrincipal('user');
   assign(principal, 'id', id(lowered === 'riskyusers' ? pick(p, ['id', 'userId']) : p.userId));
   assign(principal, 'upn', lower(p.userPrincipalName));
   assign(principal, 'name', text(p.userDisplayName));

@@ -14,7 +14,7 @@
  */
 import type { AgentEvent, CredentialUse, EventResult, Principal, PrincipalType, RiskInfo, SignInFlow } from './types';
 import { TOKEN_EXCHANGE_RESOURCE_APP_ID } from './types';
-import { AGENT_TYPE_TO_PRINCIPAL, baseEvent, eventTimes } from './envelope';
+import { AGENT_TYPE_TO_PRINCIPAL, baseEvent, eventTimes, newPrincipal } from './envelope';
 import { asObject, bool, decodeJsonish, equalsIgnoreCase, id, lower, text, type Json } from './values';
 import type { NormalizeInput } from './input';
 
@@ -41,7 +41,7 @@ export function normalizeSignIn(input: NormalizeInput): AgentEvent {
   const ownerTenantId = id(p.appOwnerTenantId);
   const appName = text(p.appDisplayName) ?? text(p.servicePrincipalName);
 
-  const app: Principal = { type: appType(agentType, flow, isManagedIdentity), appId };
+  const app = newPrincipal(appType(agentType, flow, isManagedIdentity), undefined, appId);
   const appObjectId = servicePrincipalId ?? (app.type === 'agentIdentity' ? appId : undefined);
   if (appObjectId) app.id = appObjectId;
   if (appName) app.name = appName;
@@ -49,7 +49,7 @@ export function normalizeSignIn(input: NormalizeInput): AgentEvent {
 
   let user: Principal | undefined;
   if (userId) {
-    user = { type: agentSubjectType === 'agentiduser' ? 'agentUser' : 'user', id: userId };
+    user = newPrincipal(agentSubjectType === 'agentiduser' ? 'agentUser' : 'user', userId);
     const upn = lower(p.userPrincipalName);
     if (upn) user.upn = upn;
     const userName = text(p.userDisplayName);

@@ -399,6 +399,10 @@ describe('event shape', () => {
       kinds.add(event.kind);
       // `raw` is declared too (undefined unless kept), so keeping it does not change the shape either.
       expect(Object.keys(event), name).toEqual([...topLevel, 'raw']);
+      // Principals likewise: one shape wherever they come from.
+      const principalFields = ['type', 'id', 'appId', 'name', 'upn', 'ownerTenantId'];
+      for (const principal of [event.actor, event.subject, event.client, event.audit?.grantee]) if (principal) expect(Object.keys(principal), name).toEqual(principalFields);
+      for (const target of event.audit?.targets ?? []) expect(Object.keys(target), name).toEqual([...principalFields, 'rawType', 'modifiedProperties']);
     }
     // Sign-ins, audits, risk events, risky principals, Graph activity and AgentsInfo rows all took part.
     expect([...kinds].sort()).toEqual(['audit', 'graphActivity', 'inventory', 'risk', 'riskyPrincipal', 'signIn']);
