@@ -199,7 +199,7 @@ export function foldOperation(value: unknown): string | undefined {
   return out.length ? out : undefined;
 }
 
-/** Sets `target[key]` only when the value is defined, so absent stays absent (never "" or undefined-valued keys). */
+/** Sets `target[key]` only when the value is defined, so an absent field stays undefined (never "" or "none"). */
 export function assign<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
   if (value !== undefined) target[key] = value;
 }
