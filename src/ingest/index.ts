@@ -6,7 +6,7 @@
  * rest of the batch goes on. Records of categories agentwatch does not use are counted as skipped.
  */
 import { RecordError, type StreamPosition } from '../errors';
-import { normalizeRecord } from '../normalize';
+import { normalizeRecord, type NormalizeOptions } from '../normalize';
 import { familyOf, sharedCategoryName, type RecordFamily } from '../normalize/categories';
 import { parseEntraTime } from '../normalize/time';
 import type { AgentEvent } from '../normalize/types';
@@ -110,6 +110,7 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
   // family, so each record costs one look-up of its category.
   const perCategory = new Map<string, CategorySlot>();
   const decoded: DecodedMessage = { records: [], undecodable: [] };
+  const normalizeOptions: NormalizeOptions = { family: undefined, category: undefined, fallbackTimeMs: undefined, keepRaw };
   for (let i = 0; i < messages.length; i++) {
     decoded.records.length = 0;
     decoded.undecodable.length = 0;
@@ -118,7 +119,8 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
     for (const bad of decoded.undecodable) reject('RECORD_UNDECODABLE', bad.reason, bad.position, bad.payload);
     const enqueued = meta.enqueuedTimes?.[i];
     const fallbackTimeMs = enqueued === undefined || enqueued === null ? undefined : parseEntraTime(enqueued);
-    for (const { record, recordIndex } of decoded.records) {
+    for (let r = 0; r < decoded.records.length; r++) {
+      const { record, recordIndex } = decoded.records[r];
       stats.recordsRead++;
       const category = typeof record === 'object' && record !== null && !Array.isArray(record) ? (record as { category?: unknown }).category : undefined;
       if (typeof category !== 'string' || category.length === 0) {
@@ -141,7 +143,11 @@ export function ingestBatch(messages: readonly unknown[], meta: BatchMeta = {}, 
         continue;
       }
       try {
-        const event = normalizeRecord(record, { family, category: slot.name, fallbackTimeMs, keepRaw });
+        // One options object per batch, refilled per record (normalizeRecord reads it and lets go).
+        normalizeOptions.family = family;
+        normalizeOptions.category = slot.name;
+        normalizeOptions.fallbackTimeMs = fallbackTimeMs;
+        const event = normalizeRecord(record, normalizeOptions);
         if (event) events.push(event);
       } catch (error) {
         // A normalizer bug on odd data must not sink the batch: dead-letter the record, keep going.
