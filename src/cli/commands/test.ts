@@ -11,7 +11,7 @@ export const command: CliCommand = {
   summary: "run the detection rules' embedded tests (default detections/)",
   usage: 'usage: agentwatch test [PATH...] [--only id,id] [--config FILE]',
   async run(args: string[], io: CliIO): Promise<ExitCode> {
-    const parsed = ruleArgsOrExit(args, io, this.usage);
+    const parsed = ruleArgsOrExit(args, io, 'test', this.usage);
     if (typeof parsed === 'number') return parsed;
     const report = await runRuleTests(parsed.paths, { ...(parsed.config ? { config: parsed.config } : {}), ...(parsed.only ? { only: parsed.only } : {}) });
     io.stdout.write(formatRuleTestReport(report));

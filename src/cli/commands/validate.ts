@@ -7,14 +7,14 @@ import { isAbsolute, join } from 'node:path';
 import { isAgentwatchError, type LocatedProblem } from '../../errors';
 import { compileRuleSet, loadEngineConfig, readRuleSet } from '../../engine';
 import type { EngineConfig } from '../../engine';
-import type { CliCommand, CliIO, ExitCode } from '../io';
+import { usageError, type CliCommand, type CliIO, type ExitCode } from '../io';
 
 export function formatProblem(problem: LocatedProblem): string {
   return `${problem.file}${problem.line !== undefined ? `:${problem.line}` : ''} at ${problem.path || '/'}: ${problem.message}`;
 }
 
 /** `[PATH...] [--config FILE]`, paths resolved against the working directory; undefined on a usage error. */
-export function parseRuleArgs(args: string[], io: CliIO, usage: string): { paths: string[]; config?: EngineConfig; only?: string[] } | undefined {
+export function parseRuleArgs(args: string[], io: CliIO, commandName: string, usage: string): { paths: string[]; config?: EngineConfig; only?: string[] } | undefined {
   const paths: string[] = [];
   let configFile: string | undefined;
   let only: string[] | undefined;
@@ -23,13 +23,13 @@ export function parseRuleArgs(args: string[], io: CliIO, usage: string): { paths
     if (arg === '--config' || arg === '--only') {
       const value = args[++i];
       if (!value) {
-        io.stderr.write(`${arg} needs a value\n${usage}\n`);
+        usageError(io, commandName, `${arg} needs a value`, usage);
         return undefined;
       }
       if (arg === '--config') configFile = value;
       else only = value.split(',').map((id) => id.trim()).filter(Boolean);
     } else if (arg.startsWith('-')) {
-      io.stderr.write(`unknown option ${arg}\n${usage}\n`);
+      usageError(io, commandName, `unknown option ${arg}`, usage);
       return undefined;
     } else paths.push(isAbsolute(arg) ? arg : join(io.cwd, arg));
   }
@@ -40,9 +40,9 @@ export function parseRuleArgs(args: string[], io: CliIO, usage: string): { paths
 }
 
 /** `parseRuleArgs`, with a bad config file reported (exit 1) and a usage error mapped to exit 2. */
-export function ruleArgsOrExit(args: string[], io: CliIO, usage: string): NonNullable<ReturnType<typeof parseRuleArgs>> | ExitCode {
+export function ruleArgsOrExit(args: string[], io: CliIO, commandName: string, usage: string): NonNullable<ReturnType<typeof parseRuleArgs>> | ExitCode {
   try {
-    return parseRuleArgs(args, io, usage) ?? 2;
+    return parseRuleArgs(args, io, commandName, usage) ?? 2;
   } catch (error) {
     if (isAgentwatchError(error) && 'problems' in error) {
       for (const problem of (error as { problems: LocatedProblem[] }).problems) io.stderr.write(`${formatProblem(problem)}\n`);
@@ -56,7 +56,7 @@ export const command: CliCommand = {
   summary: 'check detection rule files (default detections/) and report every problem',
   usage: 'usage: agentwatch validate [PATH...] [--config FILE]',
   async run(args: string[], io: CliIO): Promise<ExitCode> {
-    const parsed = ruleArgsOrExit(args, io, this.usage);
+    const parsed = ruleArgsOrExit(args, io, 'validate', this.usage);
     if (typeof parsed === 'number') return parsed;
     const set = readRuleSet(parsed.paths);
     if (set.problems.some((p) => p.message === 'no such file or directory') && set.rules.length === 0) {
