@@ -17,6 +17,11 @@ export interface StateKey {
   row: string;
 }
 
+/** The key form `StateStore.commit` uses in the etag map it returns: `${partition}\u0000${row}`. */
+export function stateKeyId(key: StateKey): string {
+  return `${key.partition}\u0000${key.row}`;
+}
+
 export interface StateRecord<T = unknown> {
   key: StateKey;
   value: T;

@@ -18,7 +18,7 @@
 import type { Alert } from '../alerts/types';
 import { StateConflictError } from '../errors';
 import type { AgentEvent } from '../normalize/types';
-import { silentLogger, systemClock, type Clock, type DetectionEngine, type InventoryView, type Logger, type StateStore, type StateWrite } from '../ports';
+import { silentLogger, stateKeyId, systemClock, type Clock, type DetectionEngine, type InventoryView, type Logger, type StateStore, type StateWrite } from '../ports';
 import type { ResponsePlan } from '../response/types';
 import { compositeKeys } from './compile';
 import type { CompiledCondition } from './condition';
@@ -274,7 +274,7 @@ export class Engine implements DetectionEngine {
       writes.push({ op: 'put', key: markerStateKey(alert.detectionId, alert.dedupKey, alert.id), value: marker, ifMatch: '*', expiresAt: now + Math.max(this.#markerTtlMs, (detection?.output.suppressMs ?? 0) + this.#latenessMs) });
     }
     await this.#state.commit(writes);
-    for (const write of writes) this.#stateCache?.forget(`${write.key.partition}\u0000${write.key.row}`);
+    for (const write of writes) this.#stateCache?.forget(stateKeyId(write.key));
   }
   /** Refires seen by the current attempt (reset per attempt). */
   #refires: Refire[] = [];

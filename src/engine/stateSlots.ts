@@ -16,7 +16,7 @@
  * horizon has certainly passed.
  */
 import { StateConflictError, isStateConflictError } from '../errors';
-import type { StateKey, StateStore, StateWrite } from '../ports';
+import { stateKeyId, type StateKey, type StateStore, type StateWrite } from '../ports';
 import { BoundedMemo } from '../memo';
 import { bucketOf, shortHash } from './hash';
 
@@ -40,7 +40,7 @@ export interface SlotKey extends StateKey {
 }
 
 function slotKey(partition: string, row: string): SlotKey {
-  return { partition, row, id: `${partition}\u0000${row}` };
+  return { partition, row, id: stateKeyId({ partition, row }) };
 }
 
 export function keyStateKey(detectionId: string, key: string): SlotKey {

@@ -8,7 +8,7 @@
 import { isStateConflictError } from '../errors';
 import type { Principal } from '../normalize/types';
 import type { InventoryEntity, InventoryKind, InventoryView, Logger, StateStore, StateWrite } from '../ports';
-import { silentLogger } from '../ports';
+import { silentLogger, stateKeyId } from '../ports';
 import { FIRST_PARTY_APP_IDS, isMicrosoftTenant } from './firstParty';
 
 /** An entity as stored: the port's shape plus the event time of its last live/not-live change. */
@@ -380,7 +380,7 @@ export class Inventory implements InventoryView {
       try {
         const etags = await this.state.commit(writes);
         for (const row of keys) {
-          const etag = etags.get(`${INVENTORY_PARTITION}\u0000${row}`);
+          const etag = etags.get(stateKeyId({ partition: INVENTORY_PARTITION, row }));
           if (etag !== undefined) this.etags.set(row, etag);
           this.dirty.delete(row);
         }

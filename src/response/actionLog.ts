@@ -5,7 +5,7 @@
  * (a partition per UTC clock hour, updated by compare-and-swap).
  */
 import { AgentwatchError, StateConflictError, isStateConflictError } from '../errors';
-import type { StateRecord, StateStore } from '../ports';
+import { stateKeyId, type StateRecord, type StateStore } from '../ports';
 import { capReason, hourBucket, type CapLimits } from './guards';
 import type { ActionLogEntry, ActionRecord } from './types';
 
@@ -130,5 +130,5 @@ export const DEFAULT_LOG_TTL_MS = 90 * DAY_MS;
 export const DEFAULT_APPROVAL_TTL_MS = 7 * DAY_MS;
 
 function etagOf(etags: Map<string, string>, key: { partition: string; row: string }): string {
-  return etags.get(`${key.partition}\u0000${key.row}`) ?? '*';
+  return etags.get(stateKeyId(key)) ?? '*';
 }

@@ -10,7 +10,7 @@
  *   the store behind its own back, exactly as with a remote store.
  */
 import { AgentwatchError, StateConflictError } from '../errors';
-import { systemClock, type Clock, type StateKey, type StateRecord, type StateStore, type StateWrite } from '../ports';
+import { stateKeyId, systemClock, type Clock, type StateKey, type StateRecord, type StateStore, type StateWrite } from '../ports';
 
 export const MEMORY_TRANSACTION_LIMIT = 100;
 
@@ -61,10 +61,6 @@ function cloneValue<T>(value: T): T {
     out[key] = element !== null && typeof element === 'object' ? cloneValue(element) : element;
   }
   return out as T;
-}
-
-function keyId(key: StateKey): string {
-  return `${key.partition}\u0000${key.row}`;
 }
 
 export class MemoryStateStore implements StateStore {
@@ -142,7 +138,7 @@ export class MemoryStateStore implements StateStore {
           }
           const etag = `W/"${++this.#etagCounter}"`;
           rows.set(write.key.row, { value: this.#copy(write.value), etag, ...(write.expiresAt !== undefined ? { expiresAt: write.expiresAt } : {}) });
-          etags.set(keyId(write.key), etag);
+          etags.set(stateKeyId(write.key), etag);
         }
       }
     }

@@ -19,7 +19,7 @@ import { odata, TableClient, type TableEntity, type TransactionAction } from '@a
 import type { TokenCredential } from '@azure/identity';
 import type { Settings } from '../config';
 import { AgentwatchError, ConfigError, StateConflictError } from '../errors';
-import { silentLogger, systemClock, type Clock, type Logger, type StateKey, type StateRecord, type StateStore, type StateWrite } from '../ports';
+import { silentLogger, stateKeyId, systemClock, type Clock, type Logger, type StateKey, type StateRecord, type StateStore, type StateWrite } from '../ports';
 
 // ---------------------------------------------------------------------------------------------
 // Service limits (learn.microsoft.com "Understanding the Table service data model", "Performing entity group transactions")
@@ -75,10 +75,7 @@ export function unescapeTableKey(escaped: string): string {
   return escaped.replace(ESCAPED_KEY_CHAR, (_match, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
-/** The key form `commit` uses in the etag map it returns: `${partition}\u0000${row}`. */
-export function stateKeyId(key: StateKey): string {
-  return `${key.partition}\u0000${key.row}`;
-}
+export { stateKeyId };
 
 // ---------------------------------------------------------------------------------------------
 // Large strings and entity size
