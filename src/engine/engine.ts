@@ -768,7 +768,7 @@ export class Engine implements DetectionEngine {
     if (!detection.condition) return;
     this.#runner.reset(detection, event, this.#optimisticContext(ctx));
     if (!this.#runner.run(detection.condition)) return;
-    const hash = shortHash(event.id);
+    const hash = this.#idHash(event.id);
     for (const selection of detection.selections) {
       if (!selection.memory || !selection.memoryKeys) continue;
       for (const key of compositeKeys(selection.memoryKeys, event, ctx)) {
