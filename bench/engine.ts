@@ -23,9 +23,7 @@ import { parseIp } from '../src/engine/operators';
 import { fold } from '../src/engine/text';
 import { MemoryStateStore } from '../src/state/memoryStore';
 import type { InventoryView } from '../src/ports';
-import { countRecords, generateEntraBodies, type BenchContext, type BenchSection } from './ingest';
-
-const BODIES_PER_BATCH = 100;
+import { BODIES_PER_BATCH, countRecords, generateEntraBodies, type BenchContext, type BenchSection } from './ingest';
 
 function rate(records: number, ms: number): string {
   return `${Math.round(records / (ms / 1000)).toLocaleString('en-US')} records/s`;

@@ -17,7 +17,7 @@
  * same workload on the same generated stream and this checkout's detections.
  */
 import { join, resolve } from 'node:path';
-import { generateEntraBodies } from './ingest';
+import { BODIES_PER_BATCH, generateEntraBodies } from './ingest';
 
 type Mode = 'floor' | 'ingest' | 'full';
 
@@ -38,8 +38,6 @@ function loadBuild(root: string): Build {
     memoryStore: from('src/state/memoryStore') as Build['memoryStore'],
   };
 }
-
-const BODIES_PER_BATCH = 100;
 
 async function run(build: Build, mode: Mode, records: number, rounds: number, detectionsDir: string): Promise<number> {
   // This checkout's generator, so both builds read the very same stream.

@@ -15,13 +15,11 @@ import { createEngine, loadDetections } from '../src/engine';
 import type { StateStore } from '../src/ports';
 import { MemoryStateStore } from '../src/state/memoryStore';
 import { tableClientFromSettings, TableStateStore } from '../src/state/tableStore';
-import { countRecords, generateEntraBodies, type BenchContext, type BenchSection } from './ingest';
+import { BODIES_PER_BATCH, countRecords, generateEntraBodies, type BenchContext, type BenchSection } from './ingest';
 
 /** Azurite keeps everything in memory and answers one request at a time; beyond this the bench measures Azurite, not us. */
 const MAX_RECORDS = 20_000;
 const MIN_RECORDS = 10_000;
-/** Bodies per pipeline call: the Functions host's default maxEventBatchSize. */
-const BODIES_PER_BATCH = 100;
 const DEV_ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 interface RunFigures {
