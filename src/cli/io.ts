@@ -10,9 +10,14 @@ export interface CliIO {
 /** Exit codes: 0 = did what it could, 1 = a check failed (tests, validation), 2 = usage error / unreadable input. */
 export type ExitCode = 0 | 1 | 2;
 
+/** A command's usage text ending in one line break (some are written with it, some without). */
+export function usageText(usage: string): string {
+  return usage.endsWith('\n') ? usage : `${usage}\n`;
+}
+
 /** A command's usage error: what was wrong, then its usage, on stderr; exit code 2. */
 export function usageError(io: CliIO, commandName: string, problem: string, usage: string): ExitCode {
-  io.stderr.write(`agentwatch ${commandName}: ${problem}\n\n${usage.endsWith('\n') ? usage : `${usage}\n`}`);
+  io.stderr.write(`agentwatch ${commandName}: ${problem}\n\n${usageText(usage)}`);
   return 2;
 }
 

@@ -2,7 +2,7 @@
  * `agentwatch <command>`: one table of commands, each in its own module under `commands/`, loaded
  * only when used so `replay` does not pay for the Graph or Event Hubs clients.
  */
-import type { CliCommand, CliIO, ExitCode } from './io';
+import { usageText, type CliCommand, type CliIO, type ExitCode } from './io';
 
 const COMMANDS: Record<string, () => CliCommand> = {
   replay: () => require('./commands/replay').command,
@@ -28,7 +28,7 @@ export async function main(argv: string[], io: CliIO): Promise<ExitCode> {
   const command = load();
   // Every command answers --help the same way, before it parses its own arguments.
   if (args.includes('--help') || args.includes('-h')) {
-    io.stdout.write(command.usage.endsWith('\n') ? command.usage : `${command.usage}\n`);
+    io.stdout.write(usageText(command.usage));
     return 0;
   }
   return command.run(args, io);
