@@ -155,6 +155,8 @@ export interface InventoryEntity {
 export interface InventoryView {
   /** By object id or app id. */
   lookup(id: string): InventoryEntity | undefined;
+  /** The blueprint principal (the blueprint's service principal) of a blueprint, by its app id or application object id. */
+  blueprintPrincipal(blueprintId: string): InventoryEntity | undefined;
   /** Live children of a blueprint (agent identities) or of an agent identity (agent user). */
   children(parentId: string): InventoryEntity[];
   /** Epoch ms of the first record any principal with this id appeared in, or undefined. */

@@ -5,6 +5,7 @@
  */
 import type { Alert, AlertEntity, Severity } from '../alerts/types';
 import type { AgentEvent } from '../normalize/types';
+import { isGuidShaped } from '../normalize/values';
 import type { PlannedAction, ResponsePlan } from '../response/types';
 import type { CompiledCondition } from './condition';
 import { isSeverity } from './compile';
@@ -87,9 +88,6 @@ function entitiesOf(detection: CompiledDetection, event: AgentEvent, ctx: RuleEv
     for (const value of valuesOf(entity.id(event, ctx))) {
       const id = keyText(value);
       if (!id) continue;
-      const dedupe = `${entity.type}\u0000${id.toLowerCase()}`;
-      if (seen.has(dedupe)) continue;
-      seen.add(dedupe);
       const built: AlertEntity = { type: entity.type, id };
       const name = firstText(entity.name, event, ctx);
       const upn = firstText(entity.upn, event, ctx);
@@ -101,7 +99,11 @@ function entitiesOf(detection: CompiledDetection, event: AgentEvent, ctx: RuleEv
         const known = ctx.inventory.lookup(id);
         if (known) {
           if (known.appId && known.appId !== id) built.appId = known.appId;
-          if (known.id && known.id !== id) built.objectId = known.id;
+          // A blueprint known only through its principal: that object id is the principal's, not the application's.
+          if (known.id && known.id !== id) {
+            if (entity.type === 'blueprint' && known.kind === 'blueprintPrincipal') built.principalId = known.id;
+            else built.objectId = known.id;
+          }
           if (known.name) built.name = known.name;
           if (known.upn) built.upn = known.upn;
         }
@@ -111,10 +113,30 @@ function entitiesOf(detection: CompiledDetection, event: AgentEvent, ctx: RuleEv
       if (appId) built.appId = appId;
       if (objectId) built.objectId = objectId;
       if (principalId) built.principalId = principalId;
+      if (entity.type === 'user' || entity.type === 'agentUser') identifyAccount(built);
+      else if (entity.type === 'blueprint' && !built.principalId) {
+        const principal = ctx.inventory.blueprintPrincipal(built.appId ?? id);
+        if (principal?.id) built.principalId = principal.id;
+      }
+      // After the ids are settled: one user named by UPN in one field and by object id in another is one entity.
+      const dedupe = `${built.type}\u0000${built.id.toLowerCase()}`;
+      if (seen.has(dedupe)) continue;
+      seen.add(dedupe);
       out.push(built);
     }
   }
   return out;
+}
+
+/**
+ * A user's or agent user's entity is named by its object id whenever one is known, by its UPN
+ * otherwise, and carries both when both are known: every detection then names one person alike,
+ * and Sentinel's Account mapping (AadUserId from `objectId`) never receives a UPN.
+ */
+function identifyAccount(entity: AlertEntity): void {
+  if (entity.upn === undefined && entity.id.includes('@')) entity.upn = entity.id;
+  if (entity.objectId === undefined && isGuidShaped(entity.id)) entity.objectId = entity.id;
+  if (entity.objectId !== undefined && isGuidShaped(entity.objectId)) entity.id = entity.objectId;
 }
 
 function severityOf(detection: CompiledDetection, event: AgentEvent, ctx: RuleEvalContext, test: (condition: CompiledCondition) => boolean): Severity {

@@ -92,6 +92,12 @@ export class Inventory implements InventoryView {
     return byApp?.length ? preferred(byApp) : undefined;
   }
 
+  blueprintPrincipal(blueprintId: string): InventoryEntity | undefined {
+    const blueprint = this.lookup(blueprintId);
+    const appId = blueprint?.appId ?? blueprintId.toLowerCase();
+    return this.byAppId.get(appId)?.find((entity) => entity.kind === 'blueprintPrincipal');
+  }
+
   children(parentId: string): InventoryEntity[] {
     const parent = this.lookup(parentId);
     // Children of a blueprint hang off its app id; a caller may name its object id instead.

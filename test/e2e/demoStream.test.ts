@@ -82,6 +82,32 @@ describe('the demo stream', () => {
     expect(chain[0]!.actions.map((action) => `${action.action}:${action.mode}`)).toEqual(['confirmCompromised:dryRun', 'disableAgentIdentity:dryRun']);
   });
 
+  it('gives Sentinel an object id, never a UPN, wherever the analytics query maps an Account AadUserId', () => {
+    const kql = readFileSync(join(REPO, 'infra', 'sentinel', 'agentwatch-alerts.kql'), 'utf8');
+    // The query takes the first entity of a kind and reads one field of it: `UserObjectId = tostring(User.objectId)`.
+    const accounts = { UserObjectId: { variable: 'User', kind: 'user' }, AgentUserObjectId: { variable: 'AgentUser', kind: 'agentUser' } };
+    let mapped = 0;
+    for (const [column, { variable, kind }] of Object.entries(accounts)) {
+      const field = new RegExp(`\\b${column} = tostring\\(${variable}\\.(\\w+)\\)`).exec(kql)?.[1];
+      expect(field, `${column} in the query`).toBeDefined();
+      for (const alert of alerts) {
+        const entity = alert.entities.find((candidate) => candidate.type === kind) as Record<string, unknown> | undefined;
+        const value = entity?.[field!];
+        if (value === undefined) continue;
+        expect(value, `${alert.detectionId} ${kind}`).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+        mapped++;
+      }
+    }
+    // Every account the demo names by object id somewhere: the users of 11 detections and the agent user.
+    expect(mapped).toBeGreaterThanOrEqual(12);
+  });
+
+  it('names each blueprint with the principal object id the stream showed, in every alert', () => {
+    const finance = alerts.flatMap((alert) => alert.entities.filter((entity) => entity.type === 'blueprint' && entity.id === 'b1a00000-0000-4000-8000-000000000001'));
+    expect(finance.length).toBeGreaterThan(5);
+    for (const entity of finance) expect(entity.principalId).toBe('b1a00000-0000-4000-8000-000000000201');
+  });
+
   it('is byte for byte what scripts/gen-demo.ts writes now (regenerate with `node dist/scripts/gen-demo.js`)', () => {
     const committed = gunzipSync(readFileSync(DEMO)).toString('utf8');
     expect(committed).toBe(`${demoBodies(loadBases(REPO)).join('\n')}\n`);

@@ -44,6 +44,10 @@ describe('learning agent entities from the stream', () => {
     expect(inventory.lookup(BLUEPRINT_PRINCIPAL)).toMatchObject({ kind: 'blueprintPrincipal', appId: BLUEPRINT_APP, parentId: BLUEPRINT_APP });
     expect(inventory.children(BLUEPRINT_APP).map((c) => c.id)).toEqual([AGENT]);
     expect(inventory.children(BLUEPRINT_OBJECT).map((c) => c.id)).toEqual([AGENT]);
+    // A blueprint's principal, by the blueprint's app id or application object id (alert entities carry its id).
+    expect(inventory.blueprintPrincipal(BLUEPRINT_APP)?.id).toBe(BLUEPRINT_PRINCIPAL);
+    expect(inventory.blueprintPrincipal(BLUEPRINT_OBJECT.toUpperCase())?.id).toBe(BLUEPRINT_PRINCIPAL);
+    expect(inventory.blueprintPrincipal(AGENT)).toBeUndefined();
   });
 
   it('blueprints and agent identities named by sign-ins alone (parentAppId, agentType), and the agent user with its parent', () => {

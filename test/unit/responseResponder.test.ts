@@ -53,6 +53,7 @@ function inventoryOf(entities: InventoryEntity[], firstPartyAppIds: string[] = [
   const find = (id: string) => entities.find((e) => e.id === id || e.appId === id);
   return {
     lookup: find,
+    blueprintPrincipal: (blueprintId) => entities.find((e) => e.kind === 'blueprintPrincipal' && e.appId === (find(blueprintId)?.appId ?? blueprintId)),
     children: (parentId) => entities.filter((e) => e.parentId === parentId),
     firstSeen: () => undefined,
     isFirstParty: (p) => firstPartyAppIds.includes(p.appId ?? ''),
