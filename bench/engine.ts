@@ -178,6 +178,7 @@ function addLookupFact(engine: RulesEngine, inventory: () => InventoryView): voi
       const entity = id ? view.lookup(id) : undefined;
       switch (params.lookup) {
         case 'kind': if (entity) out.push(entity.kind); break;
+        case 'name': if (entity?.name) out.push(entity.name); break;
         case 'parent': if (entity?.parentId) out.push(entity.parentId); break;
         case 'owners': out.push(...(entity?.owners ?? [])); break;
         case 'live': if (entity) out.push(entity.live); break;

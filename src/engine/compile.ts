@@ -773,6 +773,10 @@ function compileTemplate(
     else if (name.startsWith('$')) {
       const value = tools.resolve(name, path);
       if (value !== undefined) parts.push({ literal: Array.isArray(value) ? value.join(', ') : String(value) });
+    } else if (name.includes('??')) {
+      // `{{a ?? b}}`: the first alternative with a value (a name the inventory may not know, then the id).
+      const getters = name.split('??').map((alternative) => tools.field(alternative.trim(), path));
+      if (getters.every((getter) => getter !== undefined)) parts.push({ getter: firstPresent(getters as FieldGetter[]) });
     } else {
       const getter = tools.field(name, path);
       if (getter) parts.push({ getter });
@@ -781,6 +785,16 @@ function compileTemplate(
   }
   if (last < raw.length) parts.push({ literal: raw.slice(last) });
   return parts;
+}
+
+function firstPresent(getters: readonly FieldGetter[]): FieldGetter {
+  return (event, ctx) => {
+    for (const getter of getters) {
+      const value = getter(event, ctx);
+      if (valuesOf(value).some((element) => element !== '')) return value;
+    }
+    return undefined;
+  };
 }
 
 /** True when `value` names a severity. */

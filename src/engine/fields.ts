@@ -10,7 +10,7 @@ import type { InventoryEntity, InventoryView } from '../ports';
 /** Fields an alert fed back to chain rules carries in addition to its last evidence event's fields. */
 export const ALERT_FIELDS: readonly string[] = ['alert', 'alert.detectionId', 'alert.id', 'alert.severity', 'alert.dedupKey', 'alert.evidence'];
 
-export const INVENTORY_LOOKUPS = ['kind', 'parent', 'liveChildren', 'firstParty', 'owners', 'live', 'createdBy'] as const;
+export const INVENTORY_LOOKUPS = ['kind', 'name', 'parent', 'liveChildren', 'firstParty', 'owners', 'live', 'createdBy'] as const;
 export type InventoryLookup = (typeof INVENTORY_LOOKUPS)[number];
 
 const KNOWN_PATHS: ReadonlySet<string> = new Set([...CANONICAL_FIELDS, ...ALERT_FIELDS]);
@@ -124,6 +124,8 @@ function lookupOne(lookup: InventoryLookup, inventory: InventoryView, value: unk
   switch (lookup) {
     case 'kind':
       return entityOf(inventory, value)?.kind;
+    case 'name':
+      return entityOf(inventory, value)?.name;
     case 'parent':
       return entityOf(inventory, value)?.parentId;
     case 'owners':

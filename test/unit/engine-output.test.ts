@@ -9,7 +9,7 @@ import type { AlertEntity } from '../../src/alerts/types';
 import { createEngine } from '../../src/engine';
 import type { AgentEvent } from '../../src/normalize/types';
 import { MemoryStateStore } from '../../src/state/memoryStore';
-import { BLUEPRINT, TestInventory, compileRule, event } from '../fixtures/rules/engineTestKit';
+import { AGENT, BLUEPRINT, TestInventory, compileRule, event } from '../fixtures/rules/engineTestKit';
 
 const EVE_ID = 'e5e00000-0000-4000-8000-000000000005';
 const EVE_UPN = 'eve.contractor@northwind.example';
@@ -81,5 +81,26 @@ describe('blueprint entities', () => {
       { type: 'blueprint', id: BLUEPRINT, principalId: fromRecord },
     ]);
     expect(await entitiesFor([BLUEPRINT_ENTITY], {})).toEqual([{ type: 'blueprint', id: BLUEPRINT }]);
+  });
+});
+
+describe('titles', () => {
+  async function titleOf(title: string, inventory = new TestInventory()): Promise<string> {
+    const rule = compileRule({ id: 'chain', selections: { audit: { kind: 'audit' } }, condition: 'audit', output: { title, entities: [], dedupKey: [] } });
+    const engine = createEngine({ detections: [rule], state: new MemoryStateStore() });
+    const [alert] = await engine.evaluate([event({ id: 'a1', kind: 'audit', category: 'AuditLogs', blueprintAppId: BLUEPRINT, agentIdentityId: AGENT })], inventory);
+    return alert!.title;
+  }
+
+  it('@name gives the inventory display name; `a ?? b` falls back to b when a has no value', async () => {
+    const inventory = new TestInventory().add({ kind: 'blueprint', appId: BLUEPRINT, name: 'Finance Agents Blueprint', live: true });
+    const template = 'chain on {{blueprintAppId@name ?? blueprintAppId}} via {{agentIdentityId@name ?? agentIdentityId}}';
+    expect(await titleOf(template, inventory)).toBe(`chain on Finance Agents Blueprint via ${AGENT}`);
+    expect(await titleOf('{{agentIdentityId@name}}', inventory)).toBe('<unknown>');
+    expect(await titleOf('{{ip ?? agentUserId}}')).toBe('<unknown>');
+  });
+
+  it('an unknown path inside `??` is refused at load', () => {
+    expect(() => compileRule({ id: 'bad', selections: { audit: { kind: 'audit' } }, condition: 'audit', output: { title: '{{blueprintAppId@name ?? nope.field}}', entities: [], dedupKey: [] } })).toThrow(/nope\.field/);
   });
 });
