@@ -10,7 +10,7 @@ import { parseDuration } from '../config';
 import type { AgentEvent } from '../normalize/types';
 import type { ResponseActionName } from '../alerts/types';
 import { ConditionSyntaxError, compileCondition, parseCondition, referencedSelections, type CompiledCondition, type ConditionNode } from './condition';
-import { compileGetter, keyText, parseFieldPath, valuesOf, type FieldGetter } from './fields';
+import { compileGetter, compileStepGetter, keyText, parseFieldPath, valuesOf, type FieldGetter } from './fields';
 import { FIELD_REFERENCE_OPERATORS, MATCH_FLAGS, MATCH_OPERATORS, OPERATOR_FACTORIES, compareDynamic, type ElementPredicate, type MatchOperator, type RuleScalar } from './operators';
 import { fold } from './text';
 import type {
@@ -193,15 +193,28 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
 
   // -- output --------------------------------------------------------------------------------
   const outputDoc = doc.output as Bag;
-  const template = (raw: string, path: JsonPath): TemplatePart[] => compileTemplate(raw, path, { field, problem, resolve });
+  // The output reads the event that fired, or, in a sequence rule, the event of a step: `steps.<name>.<path>`.
+  const outputField = (raw: unknown, path: JsonPath): FieldGetter | undefined => {
+    if (typeof raw !== 'string' || !raw.startsWith('steps.')) return field(raw, path);
+    if (stateful?.type !== 'sequence') return problem(path, `${JSON.stringify(raw)}: steps.<name>.<path> reads a step's event, and only a sequence rule has steps`);
+    const rest = raw.slice('steps.'.length);
+    const dot = rest.indexOf('.');
+    const step = dot < 0 ? undefined : stateful.steps.find((candidate) => candidate.name === rest.slice(0, dot));
+    if (!step) return problem(path, `expected steps.<step name>.<field path> with a step name of ${stateful.steps.map((candidate) => candidate.name).join(', ')}, got ${JSON.stringify(raw)}`);
+    const parsed = parseFieldPath(rest.slice(dot + 1));
+    if ('error' in parsed) return problem(path, parsed.error);
+    if (!step.capturedFields.some((captured) => captured.path === parsed.base)) step.capturedFields.push({ path: parsed.base, getter: compileGetter({ text: parsed.base, base: parsed.base }) });
+    return compileStepGetter(step.index, parsed);
+  };
+  const template = (raw: string, path: JsonPath): TemplatePart[] => compileTemplate(raw, path, { field: outputField, problem, resolve });
   const entities: CompiledEntity[] = [];
   ((outputDoc.entities as Bag[]) ?? []).forEach((entity, index) => {
     const path: JsonPath = ['output', 'entities', index];
-    const idGetter = field(entity.id, [...path, 'id']);
+    const idGetter = outputField(entity.id, [...path, 'id']);
     if (!idGetter) return;
     const compiled: CompiledEntity = { type: entity.type as CompiledEntity['type'], id: idGetter };
     for (const key of ['name', 'upn', 'appId', 'objectId', 'principalId'] as const) {
-      if (entity[key] !== undefined) compiled[key] = field(entity[key], [...path, key]);
+      if (entity[key] !== undefined) compiled[key] = outputField(entity[key], [...path, key]);
     }
     entities.push(compiled);
   });
@@ -217,7 +230,7 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
       if (single && AGGREGATES.has(single[1])) details.push({ name, aggregate: single[1] as AggregateName });
       else details.push({ name, template: template(raw, path) });
     } else {
-      const getter = field(raw, path);
+      const getter = outputField(raw, path);
       if (getter) details.push({ name, getter });
     }
   }
@@ -695,7 +708,7 @@ function compileStateful(doc: Bag, tools: StatefulTools): CompiledStateful | und
           failed = true;
         }
         names.push(name);
-        const step: CompiledStep = { name, index, groupBy, joins: [], exportedFields: [], newValueTtlMs: DEFAULT_MEMORY_TTL_MS };
+        const step: CompiledStep = { name, index, groupBy, joins: [], exportedFields: [], capturedFields: [], newValueTtlMs: DEFAULT_MEMORY_TTL_MS };
         if (stepDoc.alerts) {
           step.alerts = new Set(stepDoc.alerts as string[]);
           for (const dependency of stepDoc.alerts as string[]) tools.dependsOn.add(dependency);

@@ -22,7 +22,7 @@ import { silentLogger, stateKeyId, systemClock, type Clock, type DetectionEngine
 import type { ResponsePlan } from '../response/types';
 import { compositeKeys } from './compile';
 import type { CompiledCondition } from './condition';
-import { keyText, valuesOf } from './fields';
+import { captureValue, keyText, valuesOf } from './fields';
 import { shortHash } from './hash';
 import { newKeyState, withinLateness, type FireInfo, type KeyState, type KindOutcome } from './kinds/keyState';
 import { applyAbsence, applySequence, takeDueAbsence, type StepView } from './kinds/sequence';
@@ -652,6 +652,7 @@ export class Engine implements DetectionEngine {
           let newValues: Map<number, string[]> | undefined;
           const exports: Record<string, string[]> = {};
           let exported = false;
+          let captures: Record<string, string | string[]> | undefined;
           for (const step of stateful.steps) {
             if (!(mask & stepBit(step.index))) continue;
             if (step.newValue) (newValues ??= new Map()).set(step.index, foldedValues(step.newValue(event, ctx)).map((v) => v.folded));
@@ -659,9 +660,13 @@ export class Engine implements DetectionEngine {
               exports[field.path] = foldedValues(field.getter(event, ctx)).map((v) => v.folded);
               exported = true;
             }
+            for (const field of step.capturedFields) {
+              const value = captureValue(field.getter(event, ctx));
+              if (value !== undefined) (captures ??= {})[field.path] = value;
+            }
           }
           applyToKey(key, (state) =>
-            applySequence(state, { timeMs: event.timeMs, hash, mask, newValues, cancel: match.cancel, evidence, exports: exported ? exports : undefined, latenessMs: this.#latenessMs }, { windowMs: stateful.windowMs, steps: rule.stepViews, newValueTtlMs: rule.newValueTtlMs }),
+            applySequence(state, { timeMs: event.timeMs, hash, mask, newValues, cancel: match.cancel, evidence, exports: exported ? exports : undefined, captures, latenessMs: this.#latenessMs }, { windowMs: stateful.windowMs, steps: rule.stepViews, newValueTtlMs: rule.newValueTtlMs }),
           );
         }
         break;
@@ -828,6 +833,7 @@ export class Engine implements DetectionEngine {
     this.#firedAlertIds.add(identity.alertId);
     if (foldsIntoEarlier && !this.#dependents.has(detection.id)) return { rule, event, fire, triggerId, identity, built: undefined };
     const alertCtx: RuleEvalContext = { inventory: ctx.inventory, memory: ctx.memory };
+    if (fire.steps) alertCtx.stepValues = fire.steps;
     const built = buildAlert(detection, event, alertCtx, fire, identity, fire.evidence, this.#clock.now(), this.#conditionTester(detection, event, alertCtx));
     return { rule, event, fire, triggerId, identity, built };
   }

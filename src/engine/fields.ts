@@ -18,7 +18,15 @@ const KNOWN_PATHS: ReadonlySet<string> = new Set([...CANONICAL_FIELDS, ...ALERT_
 /** What the getters need besides the event: the inventory of the batch being evaluated. */
 export interface EvalContext {
   inventory: InventoryView;
+  /**
+   * While a sequence rule's alert is built: per step index, the values of the `steps.<name>.<path>`
+   * fields its output reads, captured from the event that satisfied the step.
+   */
+  stepValues?: readonly (StepCapture | undefined)[];
 }
+
+/** Values of a step's event, by field path: a string, or a list where the field is a list. */
+export type StepCapture = Readonly<Record<string, string | string[]>>;
 
 export type FieldGetter = (event: AgentEvent, ctx: EvalContext) => unknown;
 
@@ -157,19 +165,44 @@ export function compileGetter(path: ParsedFieldPath): FieldGetter {
   const base = compileBaseGetter(path.base);
   const lookup = path.lookup;
   if (!lookup) return base;
-  return (event, ctx) => {
-    const value = base(event);
-    if (value === undefined || value === null) return lookup === 'liveChildren' ? undefined : undefined;
-    if (!Array.isArray(value)) return lookupOne(lookup, ctx.inventory, value);
-    const out: unknown[] = [];
-    for (const element of value) {
-      const result = lookupOne(lookup, ctx.inventory, element);
-      if (result === undefined || result === null) continue;
-      if (Array.isArray(result)) out.push(...result);
-      else out.push(result);
-    }
-    return out;
+  return (event, ctx) => lookedUp(lookup, ctx.inventory, base(event));
+}
+
+/**
+ * Getter of a field of a sequence step's event (`steps.<name>.<path>` in a rule's output): the value
+ * captured when the step's event was buffered (`captureValue`), its look-up answered now.
+ */
+export function compileStepGetter(stepIndex: number, path: ParsedFieldPath): FieldGetter {
+  const lookup = path.lookup;
+  const key = path.base;
+  return (_event, ctx) => {
+    const captured = ctx.stepValues?.[stepIndex]?.[key];
+    return lookup ? lookedUp(lookup, ctx.inventory, captured) : captured;
   };
+}
+
+/** What a step's event keeps of a field for the output: its text, or its texts (distinct, at most 20) where it is a list. */
+export function captureValue(value: unknown): string | string[] | undefined {
+  if (!Array.isArray(value)) return keyText(value) || undefined;
+  const texts: string[] = [];
+  for (const element of value) {
+    const text = keyText(element);
+    if (text && !texts.includes(text) && texts.push(text) >= 20) break;
+  }
+  return texts.length ? texts : undefined;
+}
+
+function lookedUp(lookup: InventoryLookup, inventory: InventoryView, value: unknown): unknown {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) return lookupOne(lookup, inventory, value);
+  const out: unknown[] = [];
+  for (const element of value) {
+    const result = lookupOne(lookup, inventory, element);
+    if (result === undefined || result === null) continue;
+    if (Array.isArray(result)) out.push(...result);
+    else out.push(result);
+  }
+  return out;
 }
 
 /** Calls `visit` for every present scalar/object a getter returned (arrays flattened one level). */

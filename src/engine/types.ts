@@ -89,6 +89,8 @@ export interface CompiledStep {
   joins: { field: FieldGetter; fieldPath: string; step: number; stepField: string }[][];
   /** Fields of this step's event that joins compare (its own join fields and those later steps read), path → getter. */
   exportedFields: { path: string; getter: FieldGetter }[];
+  /** Fields of this step's event the output reads (`steps.<name>.<path>`), captured when the event is buffered. */
+  capturedFields: { path: string; getter: FieldGetter }[];
 }
 
 export type CompiledStateful =

@@ -77,8 +77,11 @@ describe('the demo stream', () => {
       expect.arrayContaining([
         expect.objectContaining({ type: 'blueprint', id: 'b1a00000-0000-4000-8000-000000000001' }),
         expect.objectContaining({ type: 'agentIdentity', id: 'a1d00000-0000-4000-8000-000000000011' }),
+        // From the chain's first step: who planted the credential.
+        expect.objectContaining({ type: 'user', id: 'e5e00000-0000-4000-8000-000000000005', upn: 'eve.contractor@northwind.example' }),
       ]),
     );
+    expect(chain[0]!.title).toContain('credential change by Eve Contractor, exchange from new IP 203.0.113.66');
     expect(chain[0]!.actions.map((action) => `${action.action}:${action.mode}`)).toEqual(['confirmCompromised:dryRun', 'disableAgentIdentity:dryRun']);
   });
 

@@ -393,6 +393,66 @@ describe('sequence', () => {
     expect(h.alerts.filter((a) => a.detectionId === 'cred-then-new-ip')).toEqual([]);
   });
 
+  describe('output reading a step: steps.<name>.<path>', () => {
+    const EVE = { type: 'user' as const, id: 'e5e00000-0000-4000-8000-000000000005', upn: 'eve@contoso.com', name: 'Eve' };
+    const addedByEve = (id: string, at: number, keyId = 'k1') => ({ ...addCredential(id, at, keyId), actor: EVE, ip: '192.0.2.7' });
+    const reporting = (extraSteps = steps) =>
+      compileRule({
+        id: 'cred-then-new-ip',
+        selections: { t1: { flow: 't1Exchange', 'result.status': 'success' } },
+        stateful: { type: 'sequence', groupBy: ['blueprintAppId'], window: '60m', steps: extraSteps },
+        output: {
+          title: 'added by {{steps.added.actor.name}}, used from {{ip}} (added from {{steps.added.ip}})',
+          entities: [
+            { type: 'user', id: 'steps.added.actor.upn', objectId: 'steps.added.actor.id', upn: 'steps.added.actor.upn' },
+            { type: 'ip', id: 'steps.newIp.ip' },
+          ],
+          dedupKey: ['blueprintAppId'],
+          details: { addedKeys: 'steps.added.audit.credentialsAdded.keyId', addedBy: 'steps.added.actor.upn', lastIp: 'ip' },
+        },
+      });
+
+    it('names the fields of the event each step matched, in title, entities and details', async () => {
+      const h = harness([credentialAdded, reporting()]);
+      await h.deliver(addedByEve('c1', 0), exchange('x1', 5, '203.0.113.66'));
+      const fired = h.alerts.find((a) => a.detectionId === 'cred-then-new-ip')!;
+      expect(fired.title).toBe('added by Eve, used from 203.0.113.66 (added from 192.0.2.7)');
+      expect(fired.entities).toEqual([
+        { type: 'user', id: EVE.id, objectId: EVE.id, upn: EVE.upn },
+        { type: 'ip', id: '203.0.113.66' },
+      ]);
+      // A list field stays a list; a scalar stays a scalar.
+      expect(fired.details).toEqual({ addedKeys: ['k1'], addedBy: EVE.upn, lastIp: '203.0.113.66' });
+    });
+
+    it('the captured values live in the stored state: a restarted engine completes the chain with them', async () => {
+      const store = new MemoryStateStore();
+      await harness([credentialAdded, reporting()], new TestInventory(), store).deliver(addedByEve('c1', 0));
+      const restarted = harness([credentialAdded, reporting()], new TestInventory(), store);
+      await restarted.deliver(exchange('x1', 5, '203.0.113.66'));
+      expect(restarted.alerts.find((a) => a.detectionId === 'cred-then-new-ip')!.title).toBe('added by Eve, used from 203.0.113.66 (added from 192.0.2.7)');
+    });
+
+    it('a step buffered before the rule read it (no captured values) still fires, its fields unknown', async () => {
+      const store = new MemoryStateStore();
+      await harness([credentialAdded, chain(steps)], new TestInventory(), store).deliver(addedByEve('c1', 0));
+      const upgraded = harness([credentialAdded, reporting()], new TestInventory(), store);
+      await upgraded.deliver(exchange('x1', 5, '203.0.113.66'));
+      const fired = upgraded.alerts.find((a) => a.detectionId === 'cred-then-new-ip')!;
+      expect(fired.title).toBe('added by <unknown>, used from 203.0.113.66 (added from <unknown>)');
+      expect(fired.entities).toEqual([{ type: 'ip', id: '203.0.113.66' }]);
+    });
+
+    it('a path naming no step, a bad field, or a rule without a sequence is refused at load', () => {
+      const withOutput = (stateful: unknown, entities: unknown[]) => () =>
+        compileRule({ id: 'r', selections: { t1: { flow: 't1Exchange' } }, ...(stateful ? { stateful } : { condition: 't1' }), output: { title: 't', entities, dedupKey: [] } });
+      const sequence = { type: 'sequence', groupBy: ['blueprintAppId'], window: '60m', steps: [{ name: 'first', condition: 't1' }, { name: 'second', condition: 't1' }] };
+      expect(withOutput(sequence, [{ type: 'ip', id: 'steps.third.ip' }])).toThrow(/step name of first, second, got "steps\.third\.ip"/);
+      expect(withOutput(sequence, [{ type: 'ip', id: 'steps.first.ipp' }])).toThrow(/unknown field "ipp".*did you mean "ip"/);
+      expect(withOutput(undefined, [{ type: 'ip', id: 'steps.first.ip' }])).toThrow(/only a sequence rule has steps/);
+    });
+  });
+
   it('each first step anchors one alert; a redelivered batch raises nothing new', async () => {
     const h = harness([credentialAdded, chain(steps)]);
     const batch = [addCredential('c1', 0), exchange('x1', 5, '203.0.113.66')];

@@ -8,7 +8,8 @@
  * in the key state and in a per-detection pending index the engine sweeps once the event-time
  * watermark has passed their deadline.
  */
-import { LIMITS, noteTime, type KeyState, type KindOutcome, type PendingAbsence, type SequenceEntry } from './keyState';
+import type { StepCapture } from '../fields';
+import { LIMITS, noteTime, type FireInfo, type KeyState, type KindOutcome, type PendingAbsence, type SequenceEntry } from './keyState';
 
 export interface StepView {
   /** Joins of each step: alternatives (any), each a list of equalities (all). */
@@ -25,6 +26,8 @@ export interface SequenceInput {
   cancel: boolean;
   evidence: string[];
   exports?: Record<string, string[]>;
+  /** Values the output reads from this event's steps (`SequenceEntry.o`). */
+  captures?: StepCapture;
   latenessMs: number;
 }
 
@@ -75,7 +78,7 @@ export function applySequence(state: KeyState, input: SequenceInput, rule: { win
   const buffer = (state.buf ??= []);
   if (buffer.some((entry) => entry.h === input.hash)) return { changed, duplicate: true };
   noteTime(state, input.timeMs);
-  const entry: SequenceEntry = { t: input.timeMs, h: input.hash, m: mask, ev: input.evidence.slice(0, LIMITS.evidence), ...(input.exports ? { x: input.exports } : {}) };
+  const entry: SequenceEntry = { t: input.timeMs, h: input.hash, m: mask, ev: input.evidence.slice(0, LIMITS.evidence), ...(input.exports ? { x: input.exports } : {}), ...(input.captures ? { o: input.captures } : {}) };
   let at = buffer.length;
   while (at > 0 && buffer[at - 1].t > entry.t) at--;
   buffer.splice(at, 0, entry);
@@ -85,7 +88,9 @@ export function applySequence(state: KeyState, input: SequenceInput, rule: { win
   const overflow = pruneSequence(state, rule.windowMs, input.latenessMs);
   if (!chain) return { changed: true, overflow };
   const evidence = [...new Set(chain.flatMap((step) => step.ev))].slice(0, LIMITS.evidence);
-  return { changed: true, overflow, fire: { evidence, firstMs: chain[0].t, lastMs: chain[chain.length - 1].t, count: chain.length } };
+  const fire: FireInfo = { evidence, firstMs: chain[0].t, lastMs: chain[chain.length - 1].t, count: chain.length };
+  if (chain.some((step) => step.o)) fire.steps = chain.map((step) => step.o);
+  return { changed: true, overflow, fire };
 }
 
 /**
