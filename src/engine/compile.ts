@@ -196,7 +196,7 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
   // The output reads the event that fired, or, in a sequence rule, the event of a step: `steps.<name>.<path>`.
   const outputField = (raw: unknown, path: JsonPath): FieldGetter | undefined => {
     if (typeof raw !== 'string' || !raw.startsWith('steps.')) return field(raw, path);
-    if (stateful?.type !== 'sequence') return problem(path, `${JSON.stringify(raw)}: steps.<name>.<path> reads a step's event, and only a sequence rule has steps`);
+    if (stateful?.type !== 'sequence') return problem(path, `${JSON.stringify(raw)}: steps.<name>.<path> reads a step's event, which only a sequence rule's output can`);
     const rest = raw.slice('steps.'.length);
     const dot = rest.indexOf('.');
     const step = dot < 0 ? undefined : stateful.steps.find((candidate) => candidate.name === rest.slice(0, dot));

@@ -449,7 +449,7 @@ describe('sequence', () => {
       const sequence = { type: 'sequence', groupBy: ['blueprintAppId'], window: '60m', steps: [{ name: 'first', condition: 't1' }, { name: 'second', condition: 't1' }] };
       expect(withOutput(sequence, [{ type: 'ip', id: 'steps.third.ip' }])).toThrow(/step name of first, second, got "steps\.third\.ip"/);
       expect(withOutput(sequence, [{ type: 'ip', id: 'steps.first.ipp' }])).toThrow(/unknown field "ipp".*did you mean "ip"/);
-      expect(withOutput(undefined, [{ type: 'ip', id: 'steps.first.ip' }])).toThrow(/only a sequence rule has steps/);
+      expect(withOutput(undefined, [{ type: 'ip', id: 'steps.first.ip' }])).toThrow(/only a sequence rule's output can/);
     });
   });
 
