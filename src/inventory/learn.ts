@@ -46,6 +46,7 @@ const BLUEPRINT_ID_PROPERTY = /blueprint(app)?id$/i;
 const PARENT_ID_PROPERTY = /^(identityparentid|agentidentityid|agentsubjectparentid)$/i;
 const BLUEPRINT_MARKER = /agentidentityblueprint|agenticapp\b/i;
 const OWNED_OBJECT_ID_PROPERTY = /^(Application|ServicePrincipal)\.ObjectID$/i;
+const OWNED_APP_ID_PROPERTY = /^Application\.AppId$/i;
 
 /** Learns from one event, in event order; `resolve` runs right after with what it learned. */
 export function learnFromEvent(inventory: Inventory, event: AgentEvent): void {
@@ -213,6 +214,7 @@ function learnFromAudit(inventory: Inventory, event: AgentEvent): void {
   if (adding || operationClass === 'removeOwner') {
     const objectId = ownedObjectId(audit.targets);
     if (!objectId) return;
+    linkOwnedApplication(inventory, audit.targets, objectId);
     const owners: string[] = [];
     for (const target of audit.targets) {
       if (target.id === objectId) continue;
@@ -222,6 +224,21 @@ function learnFromAudit(inventory: Inventory, event: AgentEvent): void {
       }
     }
     if (owners.length) inventory.noteOwners(objectId, owners, !adding);
+  }
+}
+
+/**
+ * An owner change on an application names its app id too (`Application.AppId` on the owner's
+ * target). A blueprint or classic agent known so far only by app id (from sign-ins) learns its
+ * object id here, so the owners reach it and `@owners` look-ups see them.
+ */
+function linkOwnedApplication(inventory: Inventory, targets: AuditTarget[], objectId: string): void {
+  for (const target of targets) {
+    const appId = propValue(target, OWNED_APP_ID_PROPERTY);
+    if (!appId) continue;
+    const known = inventory.lookup(appId);
+    if (known && !known.id && (known.kind === 'blueprint' || known.kind === 'classicAgent')) inventory.upsert({ kind: known.kind, id: objectId, appId: known.appId });
+    return;
   }
 }
 

@@ -210,6 +210,20 @@ describe('owners and first-party checks', () => {
     expect(early.lookup(BLUEPRINT_APP)!.owners).toEqual([]);
   });
 
+  it('a blueprint known only by app id (from its sign-ins) gets its owners and object id from Add owner to application', () => {
+    const inventory = new Inventory();
+    learn(inventory, ev('t2-autonomous'));
+    expect(inventory.lookup(BLUEPRINT_APP)).not.toHaveProperty('id');
+    const added = ownerAdded(BLUEPRINT_OBJECT);
+    added.audit!.targets[0]!.modifiedProperties.push({ name: 'Application.AppId', oldValue: undefined, newValue: BLUEPRINT_APP.toUpperCase() });
+    learn(inventory, added);
+    expect(inventory.lookup(BLUEPRINT_APP)).toMatchObject({ kind: 'blueprint', id: BLUEPRINT_OBJECT, owners: ['bob@contoso.com', 'b0b00000-1111-2222-3333-444444444444'] });
+    // Without the app id the owners wait for the object id to become known, as before.
+    const unlinked = new Inventory();
+    learn(unlinked, ev('t2-autonomous'), ownerAdded(BLUEPRINT_OBJECT));
+    expect(unlinked.lookup(BLUEPRINT_APP)!.owners).toBeUndefined();
+  });
+
   it('first party: shipped ids, Microsoft owner tenants from sign-ins or entities, configured ids', () => {
     const inventory = new Inventory({ firstPartyAppIds: ['ABCDEF00-1111-2222-3333-444444444444'] });
     expect(inventory.isFirstParty({ appId: '00000003-0000-0000-c000-000000000000' })).toBe(true);
