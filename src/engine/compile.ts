@@ -10,7 +10,7 @@ import { parseDuration } from '../config';
 import type { AgentEvent } from '../normalize/types';
 import type { ResponseActionName } from '../alerts/types';
 import { ConditionSyntaxError, compileCondition, parseCondition, referencedSelections, type CompiledCondition, type ConditionNode } from './condition';
-import { compileGetter, compileStepGetter, keyText, parseFieldPath, valuesOf, type FieldGetter } from './fields';
+import { compileBaseGetter, compileGetter, compileStepGetter, keyText, parseFieldPath, valuesOf, type FieldGetter } from './fields';
 import { FIELD_REFERENCE_OPERATORS, MATCH_FLAGS, MATCH_OPERATORS, OPERATOR_FACTORIES, compareDynamic, type ElementPredicate, type MatchOperator, type RuleScalar } from './operators';
 import { fold } from './text';
 import type {
@@ -203,7 +203,7 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
     if (!step) return problem(path, `expected steps.<step name>.<field path> with a step name of ${stateful.steps.map((candidate) => candidate.name).join(', ')}, got ${JSON.stringify(raw)}`);
     const parsed = parseFieldPath(rest.slice(dot + 1));
     if ('error' in parsed) return problem(path, parsed.error);
-    if (!step.capturedFields.some((captured) => captured.path === parsed.base)) step.capturedFields.push({ path: parsed.base, getter: compileGetter({ text: parsed.base, base: parsed.base }) });
+    if (!step.capturedFields.some((captured) => captured.path === parsed.base)) step.capturedFields.push({ path: parsed.base, getter: compileBaseGetter(parsed.base) });
     return compileStepGetter(step.index, parsed);
   };
   const template = (raw: string, path: JsonPath): TemplatePart[] => compileTemplate(raw, path, { field: outputField, problem, resolve });
