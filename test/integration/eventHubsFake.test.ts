@@ -75,6 +75,9 @@ describe('loopback Event Hubs endpoint', () => {
     await producer.sendBatch(Array.from({ length: 5 }, (_, index) => ({ body: `event-${index}` })), { partitionId: '1' });
     await new Promise((resolve) => setTimeout(resolve, 20));
     const cutoff = new Date();
+    // `enqueuedOn` admits events enqueued strictly after it (as the service does): without this pause
+    // event-5 could be stamped in the cutoff's own millisecond, and the reader would wait forever.
+    await new Promise((resolve) => setTimeout(resolve, 20));
     await producer.sendBatch([{ body: 'event-5' }], { partitionId: '1' });
     await producer.close();
 
