@@ -10,7 +10,7 @@ import { parseDuration } from '../config';
 import type { AgentEvent } from '../normalize/types';
 import type { ResponseActionName } from '../alerts/types';
 import { ConditionSyntaxError, compileCondition, parseCondition, referencedSelections, type CompiledCondition, type ConditionNode } from './condition';
-import { compileBaseGetter, compileGetter, compileStepGetter, keyText, parseFieldPath, valuesOf, type FieldGetter } from './fields';
+import { compileBaseGetter, compileCapturedGetter, compileGetter, compileStepGetter, keyText, parseFieldPath, valuesOf, type FieldGetter } from './fields';
 import { FIELD_REFERENCE_OPERATORS, MATCH_FLAGS, MATCH_OPERATORS, OPERATOR_FACTORIES, compareDynamic, type ElementPredicate, type MatchOperator, type RuleScalar } from './operators';
 import { fold } from './text';
 import type {
@@ -162,7 +162,7 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
     const forget = memoryDoc.forget === undefined ? undefined : condition(memoryDoc.forget, [...path, 'forget'], { noMemory: true, trigger: true });
     const keys = fieldList(memoryDoc.key, [...path, 'key']);
     const ttlMs = durationMs(memoryDoc.ttl, [...path, 'ttl']);
-    if (when && ttlMs !== undefined && (memoryDoc.forget === undefined || forget)) memories.push({ name, when, forget, keys, ttlMs });
+    if (when && ttlMs !== undefined && (memoryDoc.forget === undefined || forget)) memories.push({ name, when, forget, keys, ttlMs, capturedFields: [] });
   }
   for (const selection of selections) {
     if (selection.memory && !(selection.memory in memoryDocs)) problem(['selections', selection.name, 'remembered'], `unknown memory ${JSON.stringify(selection.memory)}: expected one of ${Object.keys(memoryDocs).join(', ') || '(no remember: block)'}`);
@@ -193,8 +193,34 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
 
   // -- output --------------------------------------------------------------------------------
   const outputDoc = doc.output as Bag;
-  // The output reads the event that fired, or, in a sequence rule, the event of a step: `steps.<name>.<path>`.
+  // The output reads the event that fired; in a sequence rule, the event of a step (`steps.<name>.<path>`);
+  // in a rule that reads a memory, the event that last set it (`memories.<name>.<path>`).
+  const memoryField = (raw: string, path: JsonPath): FieldGetter | undefined => {
+    const rest = raw.slice('memories.'.length);
+    const dot = rest.indexOf('.');
+    const name = dot < 0 ? rest : rest.slice(0, dot);
+    const memory = memories.find((candidate) => candidate.name === name);
+    const reader = selections.find((selection) => selection.memory === name && selection.memoryKeys);
+    if (dot < 0 || !memory || !reader) {
+      const readable = memories.filter((candidate) => selections.some((selection) => selection.memory === candidate.name)).map((candidate) => candidate.name);
+      return problem(path, `expected memories.<memory name>.<field path> naming a memory this rule remembers and reads with remembered: (${readable.join(', ') || 'none'}), got ${JSON.stringify(raw)}`);
+    }
+    const parsed = parseFieldPath(rest.slice(dot + 1));
+    if ('error' in parsed) return problem(path, parsed.error);
+    if (!memory.capturedFields.some((captured) => captured.path === parsed.base)) memory.capturedFields.push({ path: parsed.base, getter: compileBaseGetter(parsed.base) });
+    const keys = reader.memoryKeys!;
+    return compileCapturedGetter((event, ctx) => {
+      const access = (ctx as RuleEvalContext).memory;
+      if (!access) return undefined;
+      for (const key of compositeKeys(keys, event, ctx as RuleEvalContext)) {
+        const captured = access.captured(id, name, key, event.timeMs);
+        if (captured) return captured;
+      }
+      return undefined;
+    }, parsed);
+  };
   const outputField = (raw: unknown, path: JsonPath): FieldGetter | undefined => {
+    if (typeof raw === 'string' && raw.startsWith('memories.')) return memoryField(raw, path);
     if (typeof raw !== 'string' || !raw.startsWith('steps.')) return field(raw, path);
     if (stateful?.type !== 'sequence') return problem(path, `${JSON.stringify(raw)}: steps.<name>.<path> reads a step's event, which only a sequence rule's output can`);
     const rest = raw.slice('steps.'.length);

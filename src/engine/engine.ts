@@ -22,7 +22,7 @@ import { silentLogger, stateKeyId, systemClock, type Clock, type DetectionEngine
 import type { ResponsePlan } from '../response/types';
 import { compositeKeys } from './compile';
 import type { CompiledCondition } from './condition';
-import { captureValue, keyText, valuesOf } from './fields';
+import { captureFields, keyText, sameCaptures, valuesOf, type CapturedValues } from './fields';
 import { shortHash } from './hash';
 import { newKeyState, withinLateness, type FireInfo, type KeyState, type KindOutcome } from './kinds/keyState';
 import { applyAbsence, applySequence, takeDueAbsence, type StepView } from './kinds/sequence';
@@ -119,6 +119,8 @@ interface MemoryValue {
   c?: number;
   /** Id of the event of the latest setting. */
   id?: string;
+  /** Values of the latest setting event that the output reads (`memories.<name>.<path>`). */
+  o?: CapturedValues;
 }
 
 interface AlertEventFields {
@@ -660,10 +662,8 @@ export class Engine implements DetectionEngine {
               exports[field.path] = foldedValues(field.getter(event, ctx)).map((v) => v.folded);
               exported = true;
             }
-            for (const field of step.capturedFields) {
-              const value = captureValue(field.getter(event, ctx));
-              if (value !== undefined) (captures ??= {})[field.path] = value;
-            }
+            const stepCaptures = step.capturedFields.length ? captureFields(step.capturedFields, event, ctx) : undefined;
+            if (stepCaptures) captures = { ...captures, ...stepCaptures };
           }
           applyToKey(key, (state) =>
             applySequence(state, { timeMs: event.timeMs, hash, mask, newValues, cancel: match.cancel, evidence, exports: exported ? exports : undefined, captures, latenessMs: this.#latenessMs }, { windowMs: stateful.windowMs, steps: rule.stepViews, newValueTtlMs: rule.newValueTtlMs }),
@@ -725,6 +725,7 @@ export class Engine implements DetectionEngine {
       const forget = !!(match.forgets & stepBit(index));
       if (!set && !forget) continue;
       const slots = item.memorySlots?.[index] ?? compositeKeys(memoryRule.keys, event, ctx).map((key) => cache.slot(rule.memoryTables[index].get(key)));
+      const captures = set && memoryRule.capturedFields.length ? captureFields(memoryRule.capturedFields, event, ctx) : undefined;
       for (const memorySlot of slots) {
         const slot = memorySlot as Slot<MemoryValue>;
         const value: MemoryValue = slot.value ?? {};
@@ -732,6 +733,7 @@ export class Engine implements DetectionEngine {
         const lastBefore = value.l;
         const forgotBefore = value.c;
         const idBefore = value.id;
+        const capturedBefore = value.o;
         const t = event.timeMs;
         if (forget) {
           if (value.l === undefined || t > value.l) {
@@ -739,6 +741,7 @@ export class Engine implements DetectionEngine {
             delete value.s;
             delete value.l;
             delete value.id;
+            delete value.o;
           } else {
             // Set again after this forgetting: conservatively, the memory holds from the latest setting.
             value.c = Math.max(value.c ?? -Infinity, t);
@@ -748,13 +751,17 @@ export class Engine implements DetectionEngine {
         if (set && !(value.c !== undefined && t <= value.c)) {
           value.s = value.s === undefined ? t : Math.min(value.s, t);
           // Re-setting a memory only extends its ttl; doing it in steps of 1% of the ttl saves a
-          // write per event for memories set by frequent events (IPs seen, makers).
-          if (value.l === undefined || t - value.l > memoryRule.ttlMs / 100) {
+          // write per event for memories set by frequent events (IPs seen, makers). A later setting
+          // whose output values differ (a new risk level) is recorded at once.
+          const changedValues = memoryRule.capturedFields.length > 0 && value.l !== undefined && t >= value.l && !sameCaptures(captures, value.o);
+          if (value.l === undefined || t - value.l > memoryRule.ttlMs / 100 || changedValues) {
             value.l = t;
             value.id = event.id;
+            if (captures) value.o = captures;
+            else delete value.o;
           }
         }
-        if (setBefore === value.s && lastBefore === value.l && forgotBefore === value.c && idBefore === value.id) continue;
+        if (setBefore === value.s && lastBefore === value.l && forgotBefore === value.c && idBefore === value.id && capturedBefore === value.o) continue;
         slot.value = value;
         slot.dirty = true;
         slot.expiresAt = this.#clock.now() + memoryRule.ttlMs + this.#latenessMs + HOUR_MS;
@@ -810,16 +817,19 @@ export class Engine implements DetectionEngine {
   }
 
   #memoryAccess(cache: SlotCache): MemoryAccess {
+    /** The memory record when it holds for an event at `timeMs`. */
+    const held = (detectionId: string, memory: string, key: string, timeMs: number): MemoryValue | undefined => {
+      const table = this.#byId.get(detectionId)?.memoryKeys.get(memory);
+      if (!table) return undefined;
+      const value = cache.slot<MemoryValue>(table.keys.get(key)).value;
+      if (!value || value.s === undefined || value.l === undefined) return undefined;
+      if (timeMs < value.s || timeMs > value.l + table.ttlMs) return undefined;
+      if (value.c !== undefined && value.c >= value.s && timeMs >= value.c) return undefined;
+      return value;
+    };
     return {
-      holds: (detectionId, memory, key, timeMs) => {
-        const table = this.#byId.get(detectionId)?.memoryKeys.get(memory);
-        if (!table) return undefined;
-        const value = cache.slot<MemoryValue>(table.keys.get(key)).value;
-        if (!value || value.s === undefined || value.l === undefined) return undefined;
-        if (timeMs < value.s || timeMs > value.l + table.ttlMs) return undefined;
-        if (value.c !== undefined && value.c >= value.s && timeMs >= value.c) return undefined;
-        return value.id;
-      },
+      holds: (detectionId, memory, key, timeMs) => held(detectionId, memory, key, timeMs)?.id,
+      captured: (detectionId, memory, key, timeMs) => held(detectionId, memory, key, timeMs)?.o,
     };
   }
 
@@ -1073,7 +1083,7 @@ const MAX_FIRED_TRIGGERS = 16;
 const NO_MATCH: RuleMatch = Object.freeze({ main: false, steps: 0, cancel: false, sets: 0, forgets: 0 });
 
 /** Memory access that answers "held" for everything: tells whether an event failed only for want of a memory. */
-const ALWAYS_REMEMBERED: MemoryAccess = { holds: () => 'pending' };
+const ALWAYS_REMEMBERED: MemoryAccess = { holds: () => 'pending', captured: () => undefined };
 
 /** Response plans of alerts raised by any engine in this process (the alert object is the key). */
 const RESPONSE_PLANS = new WeakMap<Alert, ResponsePlan>();

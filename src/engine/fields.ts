@@ -22,11 +22,11 @@ export interface EvalContext {
    * While a sequence rule's alert is built: per step index, the values of the `steps.<name>.<path>`
    * fields its output reads, captured from the event that satisfied the step.
    */
-  stepValues?: readonly (StepCapture | undefined)[];
+  stepValues?: readonly (CapturedValues | undefined)[];
 }
 
-/** Values of a step's event, by field path: a string, or a list where the field is a list. */
-export type StepCapture = Readonly<Record<string, string | string[]>>;
+/** Values of a step's event or a memory's setting event, by field path: a string, or a list where the field is a list. */
+export type CapturedValues = Readonly<Record<string, string | string[]>>;
 
 export type FieldGetter = (event: AgentEvent, ctx: EvalContext) => unknown;
 
@@ -173,12 +173,43 @@ export function compileGetter(path: ParsedFieldPath): FieldGetter {
  * captured when the step's event was buffered (`captureValue`), its look-up answered now.
  */
 export function compileStepGetter(stepIndex: number, path: ParsedFieldPath): FieldGetter {
+  return compileCapturedGetter((_event, ctx) => ctx.stepValues?.[stepIndex], path);
+}
+
+/** Getter of a captured field: `captures` finds the captured values (a step's, a memory's), the look-up is answered now. */
+export function compileCapturedGetter(captures: (event: AgentEvent, ctx: EvalContext) => CapturedValues | undefined, path: ParsedFieldPath): FieldGetter {
   const lookup = path.lookup;
   const key = path.base;
-  return (_event, ctx) => {
-    const captured = ctx.stepValues?.[stepIndex]?.[key];
+  return (event, ctx) => {
+    const captured = captures(event, ctx)?.[key];
     return lookup ? lookedUp(lookup, ctx.inventory, captured) : captured;
   };
+}
+
+/** The values of `fields` an event carries, as kept for the output; undefined when it carries none. */
+export function captureFields(fields: readonly { path: string; getter: FieldGetter }[], event: AgentEvent, ctx: EvalContext): Record<string, string | string[]> | undefined {
+  let captures: Record<string, string | string[]> | undefined;
+  for (const field of fields) {
+    const value = captureValue(field.getter(event, ctx));
+    if (value !== undefined) (captures ??= {})[field.path] = value;
+  }
+  return captures;
+}
+
+/** Whether two sets of captured values are the same. */
+export function sameCaptures(a: CapturedValues | undefined, b: CapturedValues | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const key of keys) {
+    const left = a[key];
+    const right = b[key];
+    if (typeof left === 'string' || typeof right === 'string') {
+      if (left !== right) return false;
+    } else if (!right || left.length !== right.length || left.some((text, index) => text !== right[index])) return false;
+  }
+  return true;
 }
 
 /** What a step's event keeps of a field for the output: its text, or its texts (distinct, at most 20) where it is a list. */

@@ -6,7 +6,7 @@ import type { Alert, ResponseActionName, ResponseMode, Severity } from '../alert
 import type { Clock, Logger, StateStore } from '../ports';
 import type { ResponsePlan } from '../response/types';
 import type { CompiledCondition } from './condition';
-import type { EvalContext, FieldGetter } from './fields';
+import type { CapturedValues, EvalContext, FieldGetter } from './fields';
 import type { AgentEvent } from '../normalize/types';
 
 export type RuleStatus = 'experimental' | 'test' | 'stable';
@@ -39,6 +39,8 @@ export interface DispatchValues {
 export interface MemoryAccess {
   /** Id of the event that set the memory when it holds for an event at `timeMs`, else undefined. */
   holds(detectionId: string, memory: string, key: string, timeMs: number): string | undefined;
+  /** Values the latest setting event left for the output (`memories.<name>.<path>`) when the memory holds, else undefined. */
+  captured(detectionId: string, memory: string, key: string, timeMs: number): CapturedValues | undefined;
 }
 
 export interface RuleEvalContext extends EvalContext {
@@ -74,6 +76,8 @@ export interface CompiledMemory {
   forget?: CompiledCondition;
   keys: FieldGetter[];
   ttlMs: number;
+  /** Fields of the setting event the output reads (`memories.<name>.<path>`), kept with the memory. */
+  capturedFields: { path: string; getter: FieldGetter }[];
 }
 
 export interface CompiledStep {

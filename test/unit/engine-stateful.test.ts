@@ -563,6 +563,76 @@ describe('memories', () => {
     const [second] = await h.deliver(signIn('s2', 5));
     expect([first.severity, second.severity]).toEqual(['high', 'medium']);
   });
+
+  describe('output reading a memory: memories.<name>.<path>', () => {
+    const explainingWith = (details: Record<string, string>) => compileRule({
+      id: 'risky-obo',
+      selections: {
+        obo: { flow: 't2OnBehalfOf' },
+        raised: { category: 'RiskyUsers', 'risk.level|in': ['medium', 'high'] },
+        cleared: { category: 'RiskyUsers', 'risk.state|in': ['remediated', 'dismissed'] },
+        risky: { remembered: 'riskyUsers', key: ['subject.id'] },
+      },
+      condition: 'obo and risky',
+      remember: { riskyUsers: { when: 'raised and not cleared', forget: 'cleared', key: ['subject.id'], ttl: '7d' } },
+      output: {
+        title: 'risky ({{memories.riskyUsers.risk.level}}) user {{subject.id}}',
+        entities: [{ type: 'user', id: 'subject.id' }],
+        dedupKey: ['subject.id'],
+        details,
+      },
+    });
+    const explaining = explainingWith({ rememberedLevel: 'memories.riskyUsers.risk.level', rememberedSince: 'memories.riskyUsers.time' });
+
+    it('names what the setting event said, as of the event that fired', async () => {
+      const h = harness([explaining]);
+      await h.deliver(risk('r1', 0, 'medium'));
+      const [alert] = await h.deliver(obo('o1', 30));
+      expect(alert.title).toBe(`risky (medium) user ${USER}`);
+      expect(alert.details).toEqual({ rememberedLevel: 'medium', rememberedSince: new Date(T0).toISOString() });
+    });
+
+    it('a later setting with other values replaces them at once; a repeat of the same values writes nothing', async () => {
+      // (Reading a field every setting changes, such as `time`, makes every setting a write.)
+      const store = new MemoryStateStore();
+      const h = harness([explainingWith({ rememberedLevel: 'memories.riskyUsers.risk.level' })], new TestInventory(), store);
+      await h.deliver(risk('r1', 0, 'medium'));
+      const writes = () => store.stats.writes;
+      const before = writes();
+      await h.deliver(risk('r2', 5, 'medium'));
+      expect(writes()).toBe(before);
+      await h.deliver(risk('r3', 10, 'high'));
+      expect(writes()).toBeGreaterThan(before);
+      const [alert] = await h.deliver(obo('o1', 30));
+      expect(alert.details).toMatchObject({ rememberedLevel: 'high' });
+      expect(alert.evidence).toEqual(['o1', 'r3']);
+    });
+
+    it('the waiting event fired by a late setting names that setting', async () => {
+      const h = harness([explaining]);
+      await h.deliver(obo('o1', 30));
+      const [alert] = await h.deliver(risk('r1', 20, 'high'));
+      expect(alert.details).toMatchObject({ rememberedLevel: 'high' });
+    });
+
+    it('a memory set before the rule read its values (an older build) fires with the values unknown', async () => {
+      const store = new MemoryStateStore();
+      await harness([rule], new TestInventory(), store).deliver(risk('r1', 0, 'high'));
+      const [alert] = await harness([explaining], new TestInventory(), store).deliver(obo('o1', 30));
+      expect(alert.title).toBe(`risky (<unknown>) user ${USER}`);
+      expect(alert.details).toBeUndefined();
+    });
+
+    it('a memory that is not remembered, not read by a selection, or a bad field is refused at load', () => {
+      const withTitle = (title: string, selections: Record<string, unknown> = { obo: { flow: 't2OnBehalfOf' }, risky: { remembered: 'riskyUsers', key: ['subject.id'] } }) => () =>
+        compileRule({ id: 'r', selections, condition: 'obo', remember: { riskyUsers: { when: 'obo', key: ['subject.id'], ttl: '7d' } }, output: { title, entities: [], dedupKey: [] } });
+      expect(withTitle('{{memories.riskyUsers.risk.level}}')).not.toThrow();
+      expect(withTitle('{{memories.ips.ip}}')).toThrow(/memories\.<memory name>\.<field path> naming a memory this rule remembers and reads with remembered: \(riskyUsers\), got "memories\.ips\.ip"/);
+      expect(withTitle('{{memories.riskyUsers}}')).toThrow(/got "memories\.riskyUsers"/);
+      expect(withTitle('{{memories.riskyUsers.risk.levl}}')).toThrow(/unknown field "risk\.levl".*did you mean "risk\.level"/);
+      expect(withTitle('{{memories.riskyUsers.risk.level}}', { obo: { flow: 't2OnBehalfOf' } })).toThrow(/reads with remembered: \(none\)/);
+    });
+  });
 });
 
 describe('output and response', () => {

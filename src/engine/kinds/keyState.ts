@@ -3,7 +3,7 @@
  * it) and the helpers every kind shares: admission (lateness, duplicates), sorted entries, the
  * bounded ring of record ids kept for evidence.
  */
-import type { StepCapture } from '../fields';
+import type { CapturedValues } from '../fields';
 
 /** [event time, id hash, consumed by an alert (1) or not (0), values for distinct counting]. */
 export type Entry = [number, string, 0 | 1, string[]?];
@@ -21,7 +21,7 @@ export interface SequenceEntry {
   /** Folded values of the fields joins compare, by path. */
   x?: Record<string, string[]>;
   /** Values of the fields the output reads from this step (`steps.<name>.<path>`), by path, as sent. */
-  o?: StepCapture;
+  o?: CapturedValues;
 }
 
 export interface PendingAbsence {
@@ -81,7 +81,7 @@ export interface FireInfo {
   distinctValues?: string[];
   mean?: number;
   /** A sequence's chain: per step, what its event captured for the output. */
-  steps?: (StepCapture | undefined)[];
+  steps?: (CapturedValues | undefined)[];
 }
 
 export interface KindOutcome {

@@ -8,7 +8,7 @@
  * in the key state and in a per-detection pending index the engine sweeps once the event-time
  * watermark has passed their deadline.
  */
-import type { StepCapture } from '../fields';
+import type { CapturedValues } from '../fields';
 import { LIMITS, noteTime, type FireInfo, type KeyState, type KindOutcome, type PendingAbsence, type SequenceEntry } from './keyState';
 
 export interface StepView {
@@ -27,7 +27,7 @@ export interface SequenceInput {
   evidence: string[];
   exports?: Record<string, string[]>;
   /** Values the output reads from this event's steps (`SequenceEntry.o`). */
-  captures?: StepCapture;
+  captures?: CapturedValues;
   latenessMs: number;
 }
 
