@@ -18,7 +18,7 @@
 import type { Alert } from '../alerts/types';
 import { StateConflictError } from '../errors';
 import type { AgentEvent } from '../normalize/types';
-import { silentLogger, stateKeyId, systemClock, type Clock, type DetectionEngine, type InventoryView, type Logger, type StateStore, type StateWrite } from '../ports';
+import { silentLogger, stateKeyId, systemClock, type Clock, type DetectionEngine, type InventoryView, type Logger, type StateKey, type StateStore, type StateWrite } from '../ports';
 import type { ResponsePlan } from '../response/types';
 import { compositeKeys } from './compile';
 import type { CompiledCondition } from './condition';
@@ -887,12 +887,19 @@ export class Engine implements DetectionEngine {
       this.#absenceAddedDue.delete(id);
       const nextDue = this.#absenceNextDue.get(id) ?? -Infinity; // unknown after a restart: look once
       const listedAt = this.#absenceListedAt.get(id) ?? -Infinity;
-      if (nextDue > watermark && now - listedAt < ABSENCE_LIST_INTERVAL_MS) {
+      if (Math.min(nextDue, addedDue) > watermark && now - listedAt < ABSENCE_LIST_INTERVAL_MS) {
         this.#absenceNextDue.set(id, Math.min(nextDue, addedDue));
         continue;
       }
       this.#absenceListedAt.set(id, now);
-      const rows = await this.#state.list<{ key: string; h: string; due: number }>(pendingPartition(id));
+      const partition = pendingPartition(id);
+      const rows: { key: StateKey; value: PendingAbsence; etag?: string; expiresAt?: number }[] = await this.#state.list<PendingAbsence>(partition);
+      // Pendings this batch added are not in the store yet, and their window may already have
+      // closed under the watermark (a whole timeline in one batch: a replayed file).
+      const listed = new Set(rows.map((row) => stateKeyId(row.key)));
+      for (const slot of cache.dirtySlots((candidate) => candidate.key.partition === partition && candidate.value !== undefined && !listed.has(candidate.key.id))) {
+        rows.push({ key: slot.key, value: slot.value as PendingAbsence, etag: slot.etag, expiresAt: slot.expiresAt });
+      }
       let remaining = Infinity;
       const due: typeof rows = [];
       for (const row of rows) {
@@ -910,7 +917,8 @@ export class Engine implements DetectionEngine {
         const pending = keySlot.value ? takeDueAbsence(keySlot.value, row.value.h) : undefined;
         if (keySlot.value && pending) this.#touch(keySlot, keySlot.value, rule);
         const rowKey = slotKeyOf(row.key);
-        const indexSlot = cache.has(rowKey) ? cache.slot(rowKey) : cache.adopt(rowKey, row.value, row.etag, row.expiresAt);
+        // A row not in the batch's cache came from the store, with its etag.
+        const indexSlot = cache.has(rowKey) ? cache.slot(rowKey) : cache.adopt(rowKey, row.value, row.etag!, row.expiresAt);
         indexSlot.value = undefined;
         indexSlot.dirty = true;
         if (!pending) continue;
@@ -1007,6 +1015,13 @@ export class Engine implements DetectionEngine {
       }
     }
   }
+}
+
+/** An absence's pending first step in the pending index: its key text, event hash and deadline. */
+interface PendingAbsence {
+  key: string;
+  h: string;
+  due: number;
 }
 
 /** The "raised" marker of an alert id; pending (holding the alert) until the pipeline acknowledges it. */

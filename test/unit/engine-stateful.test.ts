@@ -484,6 +484,14 @@ describe('absence', () => {
     expect(h.alerts).toHaveLength(1);
   });
 
+  it('a whole timeline in one batch (a replayed file) fires in that batch', async () => {
+    const h = harness([rule]);
+    const [alert] = await h.deliver(disable('d1', 0), unrelated('u1', 50));
+    expect(alert).toMatchObject({ detectionId: 'disabled-but-used', evidence: ['d1'] });
+    await h.deliver(unrelated('u2', 90));
+    expect(h.alerts).toHaveLength(1);
+  });
+
   it('the second step within the window cancels it, even delivered first', async () => {
     const h = harness([rule]);
     await h.deliver(signIn('s1', 10));
