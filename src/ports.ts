@@ -214,4 +214,6 @@ export interface DetectionEngine {
    * loses nothing; the instance that returned it folds it.
    */
   acknowledge?(alerts: Alert[]): Promise<void>;
+  /** Optional: events the config file's exceptions kept from triggering a detection so far, by `<detectionId>/<exception>`. */
+  exceptionHits?(): Record<string, number>;
 }

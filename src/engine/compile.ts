@@ -19,11 +19,14 @@ import type {
   CompiledDetail,
   CompiledDetection,
   CompiledEntity,
+  CompiledException,
+  CompiledExceptions,
   CompiledMemory,
   CompiledSelection,
   CompiledSeverityRule,
   CompiledStateful,
   CompiledStep,
+  ConfigException,
   DispatchValues,
   ParameterValue,
   Prefilter,
@@ -51,6 +54,9 @@ export interface CompileOptions {
   responseModeOverride?: ResponseMode;
   /** Global ceiling from the config file's `response.mode`. */
   responseCeiling?: ResponseMode;
+  /** The config file's exceptions of this detection, and where they sit in the config (for problems). */
+  exceptions?: readonly ConfigException[];
+  exceptionsPath?: JsonPath;
 }
 
 export const RESPONSE_MODE_ORDER: readonly ResponseMode[] = ['off', 'dryRun', 'approval', 'auto'];
@@ -60,7 +66,11 @@ const DISPATCH_FIELDS = { kind: 'kind', category: 'category', flow: 'flow', oper
 
 type Bag = Record<string, unknown>;
 
-export function compileDetection(document: RuleDocument, options: CompileOptions): { detection?: CompiledDetection; problems: CompileProblem[] } {
+/**
+ * Compiles one rule document. `problems` are the rule file's; `configProblems` are those of the
+ * config file's exceptions for it (paths inside the config file).
+ */
+export function compileDetection(document: RuleDocument, options: CompileOptions): { detection?: CompiledDetection; problems: CompileProblem[]; configProblems: CompileProblem[] } {
   const problems: CompileProblem[] = [];
   const problem = (path: JsonPath, message: string): undefined => {
     problems.push({ path, message });
@@ -152,7 +162,7 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
     return compileCondition(tree, (name) => selectionIndex.get(name)!);
   };
 
-  const mainCondition = doc.condition === undefined ? undefined : condition(doc.condition, ['condition'], { trigger: true });
+  let mainCondition = doc.condition === undefined ? undefined : condition(doc.condition, ['condition'], { trigger: true });
 
   // -- memories ------------------------------------------------------------------------------
   const memories: CompiledMemory[] = [];
@@ -294,6 +304,58 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
     response = { mode: stricterMode(ruleMode, options.responseCeiling), actions };
   }
 
+  // -- exceptions (config file) --------------------------------------------------------------
+  // Problems here are the config file's, not the rule's: they are returned apart.
+  const exceptionProblemsFrom = problems.length;
+  const exceptionEntries: CompiledException[] = [];
+  const exceptionNames = new Set<string>();
+  (options.exceptions ?? []).forEach((exception, index) => {
+    const path: JsonPath = [...(options.exceptionsPath ?? ['exceptions']), index];
+    if (exceptionNames.has(exception.name)) problem([...path, 'name'], `duplicate exception name ${JSON.stringify(exception.name)} of ${id}: names must be unique per detection`);
+    exceptionNames.add(exception.name);
+    let untilMs: number | undefined;
+    if (exception.expires !== undefined) {
+      untilMs = Date.parse(exception.expires);
+      if (!/^\d{4}-\d{2}-\d{2}(T.+)?$/.test(exception.expires) || Number.isNaN(untilMs)) problem([...path, 'expires'], `expected a date like "2027-01-31" or a date-time like "2027-01-31T18:00:00Z", got ${JSON.stringify(exception.expires)}`);
+    }
+    const match = exception.match as Bag | undefined;
+    if (match && typeof match === 'object' && !Array.isArray(match) && 'remembered' in match) {
+      problem([...path, 'match'], 'expected field conditions on the event; an exception cannot read a memory (remembered:)');
+      return;
+    }
+    const compiled = compileSelection(id, `exception:${exception.name}`, exception.match, [...path, 'match'], { resolve, field, fieldList, problem, memoryNames: [] });
+    if (!compiled) return;
+    if (untilMs !== undefined && !Number.isNaN(untilMs)) {
+      const until = untilMs;
+      const matches = compiled.test;
+      compiled.test = (event, ctx) => event.timeMs < until && matches(event, ctx);
+    }
+    exceptionEntries.push({ name: exception.name, reason: exception.reason, selection: selections.length, ...(untilMs !== undefined ? { untilMs } : {}) });
+    selections.push(compiled);
+  });
+  const configProblems = problems.splice(exceptionProblemsFrom);
+  let exceptions: CompiledExceptions | undefined;
+  if (exceptionEntries.length) {
+    const indexes = exceptionEntries.map((entry) => entry.selection);
+    const unlessExcepted = (base: CompiledCondition): CompiledCondition => (test) => {
+      if (!base(test)) return false;
+      for (let i = 0; i < indexes.length; i++) if (test(indexes[i])) return false;
+      return true;
+    };
+    exceptions = { entries: exceptionEntries, baseCondition: mainCondition, baseSteps: [] };
+    if (mainCondition) mainCondition = unlessExcepted(mainCondition);
+    if (stateful?.type === 'sequence' || stateful?.type === 'absence') {
+      // The steps that trigger: every event step of a sequence, an absence's first step only
+      // (excepting its confirming step would raise alerts instead of keeping them away).
+      const excepted = stateful.type === 'sequence' ? stateful.steps : stateful.steps.slice(0, 1);
+      for (const step of excepted) {
+        if (!step.condition) continue;
+        exceptions.baseSteps[step.index] = step.condition;
+        step.condition = unlessExcepted(step.condition);
+      }
+    }
+  }
+
   // -- dispatch prefilter --------------------------------------------------------------------
   const constraintOf = (key: keyof CompiledSelection['constraints']) => (name: string) => selections[selectionIndex.get(name)!]?.constraints[key];
   const prefilter: Prefilter = {
@@ -312,9 +374,10 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
   }
   if (doc.condition === undefined && !(stateful?.type === 'sequence' || stateful?.type === 'absence')) problem(['condition'], 'expected a condition');
 
-  if (problems.length) return { problems };
+  if (problems.length) return { problems, configProblems };
   return {
     problems,
+    configProblems,
     detection: {
       id,
       file: options.file,
@@ -338,6 +401,7 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
       response,
       dependsOn: [...dependsOn],
       prefilter,
+      ...(exceptions ? { exceptions } : {}),
     },
   };
 }

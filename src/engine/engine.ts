@@ -211,7 +211,7 @@ export class Engine implements DetectionEngine {
   readonly #runner = new ConditionRunner();
   /** Candidate rules per kind, category, flow and operation, split by dependency level. */
   readonly #dispatch = new Map<string | undefined, Map<string | undefined, Map<string | undefined, Map<string | undefined, RuleRuntime[][]>>>>();
-  readonly #stats: EngineStats = { events: 0, alertsRaised: 0, alertsFolded: 0, duplicates: 0, tooLate: {}, stateOverflow: {}, conflictsRetried: 0, alertsReemitted: 0, alertsByDetection: {} };
+  readonly #stats: EngineStats = { events: 0, alertsRaised: 0, alertsFolded: 0, duplicates: 0, tooLate: {}, stateOverflow: {}, conflictsRetried: 0, alertsReemitted: 0, alertsByDetection: {}, exceptionHits: {} };
   /** Whether this engine's pipeline acknowledges delivered alerts (it called `acknowledge`, or was told so). */
   #acknowledges: boolean;
   /** Alert ids this instance returned from `evaluate` (bounded): a pipeline that never acknowledges got them. */
@@ -289,6 +289,10 @@ export class Engine implements DetectionEngine {
     return structuredClone(this.#stats);
   }
 
+  exceptionHits(): Record<string, number> {
+    return { ...this.#stats.exceptionHits };
+  }
+
   async evaluate(events: AgentEvent[], inventory: InventoryView): Promise<Alert[]> {
     return (await this.evaluateBatch(events, inventory)).alerts;
   }
@@ -330,6 +334,10 @@ export class Engine implements DetectionEngine {
       this.#logger.log('info', 'state changed underneath this batch; re-reading and re-applying', { keys: conflictedKeys.length, attempt: attempt + 1 });
     }
     if (tooLate) this.#logger.log('warn', 'events arrived later than the lateness bound behind their key and were not counted', { count: tooLate, latenessMs: this.#latenessMs });
+    if (this.#exceptionHits.size) {
+      for (const [key, count] of this.#exceptionHits) this.#stats.exceptionHits[key] = (this.#stats.exceptionHits[key] ?? 0) + count;
+      this.#logger.log('info', 'config exceptions kept events from triggering detections', { hits: Object.fromEntries(this.#exceptionHits) });
+    }
     const alerts = [...raised.values()].map((entry) => entry.alert);
     for (const alert of alerts) this.#returned.add(alert.id);
     if (this.#returned.size > MAX_RETURNED_IDS) this.#returned.clear();
@@ -358,6 +366,7 @@ export class Engine implements DetectionEngine {
     const ctx: RuleEvalContext = { inventory, memory };
     this.#refires = [];
     this.#firedAlertIds = new Set();
+    this.#exceptionHits.clear();
     const firings: Firing[] = [];
     const alertEvents: AgentEvent[] = [...carriedAlertEvents.values()];
     let tooLate = 0;
@@ -439,8 +448,11 @@ export class Engine implements DetectionEngine {
     return byLevel;
   }
 
-  /** What of the rule the event satisfies; `undefined` when nothing (no allocation on that, the common, path). */
-  #match(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext): RuleMatch | undefined {
+  /**
+   * What of the rule the event satisfies; `undefined` when nothing (no allocation on that, the
+   * common, path). `countExceptions`: the planning pass counts what config exceptions kept away.
+   */
+  #match(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, countExceptions = false): RuleMatch | undefined {
     const detection = rule.detection;
     const runner = this.#runner;
     runner.reset(detection, event, ctx);
@@ -454,6 +466,7 @@ export class Engine implements DetectionEngine {
       for (const step of stateful.steps) if (step.condition && runner.run(step.condition)) steps |= stepBit(step.index);
       if (stateful.type === 'sequence' && stateful.cancel) cancel = runner.run(stateful.cancel);
     }
+    if (countExceptions && detection.exceptions) this.#countExceptionHit(detection, main, steps);
     const memories = detection.memories;
     for (let index = 0; index < memories.length; index++) {
       if (runner.run(memories[index].when)) sets |= stepBit(index);
@@ -464,12 +477,31 @@ export class Engine implements DetectionEngine {
     return { main, steps, cancel, sets, forgets };
   }
 
+  /** Exceptions kept in this attempt, by `<detectionId>/<exception>` (added to the stats when the batch commits). */
+  #exceptionHits = new Map<string, number>();
+
+  /** After `#match` (runner still on the event): did an exception keep a trigger of the rule from holding? */
+  #countExceptionHit(detection: CompiledDetection, main: boolean, steps: number): void {
+    const exceptions = detection.exceptions!;
+    const runner = this.#runner;
+    let kept = !main && exceptions.baseCondition !== undefined && runner.run(exceptions.baseCondition);
+    for (let index = 0; !kept && index < exceptions.baseSteps.length; index++) {
+      const base = exceptions.baseSteps[index];
+      kept = base !== undefined && !(steps & stepBit(index)) && runner.run(base);
+    }
+    if (!kept) return;
+    const hit = exceptions.entries.find((entry) => runner.test(entry.selection));
+    if (!hit) return;
+    const key = `${detection.id}/${hit.name}`;
+    this.#exceptionHits.set(key, (this.#exceptionHits.get(key) ?? 0) + 1);
+  }
+
   /** Planning pass: evaluate what needs no state; return work only when the event can affect the rule. */
   #plan(rule: RuleRuntime, event: AgentEvent, ctx: RuleEvalContext, cache: SlotCache): WorkItem | undefined {
     if (rule.deferred) {
       // With every memory assumed to hold, a condition that still fails can never match: skip the
       // event without loading anything (the common case for memory-reading rules).
-      const optimistic = this.#match(rule, event, this.#optimisticContext(ctx));
+      const optimistic = this.#match(rule, event, this.#optimisticContext(ctx), true);
       if (!optimistic) return undefined;
       if (!optimistic.main && !optimistic.steps && !optimistic.cancel) {
         // Only its memories change (their when/forget read no memory, so this match is exact).
@@ -481,7 +513,7 @@ export class Engine implements DetectionEngine {
       this.#requestKeys(item, ctx, cache, undefined, false);
       return item;
     }
-    const match = this.#match(rule, event, ctx);
+    const match = this.#match(rule, event, ctx, true);
     if (!match) return undefined;
     const item = workItem(event, rule, match);
     this.#requestKeys(item, ctx, cache, match, false);

@@ -145,6 +145,8 @@ export function compileRuleSet(set: RuleSet, options: CompileSetOptions = {}): {
     }
   }
   const detections: CompiledDetection[] = [];
+  /** Mistakes in the config's exceptions: found while compiling the rule they belong to. */
+  const exceptionProblems: LocatedProblem[] = [];
   for (const rule of set.rules) {
     if (!wanted.has(rule.document.id)) continue;
     const tuning = config.detections?.[rule.document.id];
@@ -155,8 +157,11 @@ export function compileRuleSet(set: RuleSet, options: CompileSetOptions = {}): {
       severityOverride: tuning?.severity,
       responseModeOverride: tuning?.response?.mode,
       responseCeiling: config.response?.mode,
+      exceptions: tuning?.exceptions,
+      exceptionsPath: ['detections', rule.document.id, 'exceptions'],
     });
     for (const problem of result.problems) problems.push({ file: rule.file, path: pointerOf(problem.path), line: rule.located.lineOf(problem.path), message: problem.message });
+    for (const problem of result.configProblems) exceptionProblems.push({ file: config.file ?? 'config', path: pointerOf(problem.path), line: config.locate?.(problem.path), message: problem.message });
     if (result.detection) detections.push(result.detection);
   }
   // Cross-rule references: every `alerts:` id must name a rule file, and the graph must be acyclic.
@@ -177,7 +182,7 @@ export function compileRuleSet(set: RuleSet, options: CompileSetOptions = {}): {
     const rule = set.rules.find((r) => r.document.id === cycle[0])!;
     problems.push({ file: rule.file, path: '/stateful/steps', line: rule.located.lineOf(['stateful', 'steps']), message: `alerts: references form a cycle: ${cycle.join(' → ')}` });
   }
-  return { detections, problems, configProblems: options.config ? configProblems(config, documents) : [] };
+  return { detections, problems, configProblems: [...(options.config ? configProblems(config, documents) : []), ...exceptionProblems] };
 }
 
 function referencedDetections(document: RuleDocument): string[] {
@@ -227,5 +232,19 @@ export function loadDetections(paths: readonly string[], options: LoadDetections
   const problems = [...set.problems, ...compiled.problems];
   if (problems.length) throw new DetectionLoadError(problems);
   if (badConfig.length) throw new ConfigError(badConfig);
+  if (compiled.configProblems.length) throw new ConfigError(compiled.configProblems);
+  warnExpiredExceptions(compiled.detections, options.logger);
   return compiled.detections;
+}
+
+/** An exception past its date no longer keeps new events away: say so at start-up, so it is renewed or removed. */
+function warnExpiredExceptions(detections: readonly CompiledDetection[], logger: Logger | undefined): void {
+  const now = Date.now();
+  for (const detection of detections) {
+    for (const exception of detection.exceptions?.entries ?? []) {
+      if (exception.untilMs !== undefined && exception.untilMs <= now) {
+        logger?.log('warn', 'a config exception has expired: it no longer applies to events after its date', { detectionId: detection.id, exception: exception.name, expires: new Date(exception.untilMs).toISOString() });
+      }
+    }
+  }
 }

@@ -4,6 +4,9 @@
  * same decode → normalize → resolve → evaluate path the pipeline uses (`buildApp().processBatch`),
  * one Event Hub message per listed record (a `{records: […]}` body stays one message), in the order
  * listed. The case passes when this rule's alert count and every expected alert match.
+ *
+ * With a config file, the rules run tuned by it, and each config exception's own `tests` run too:
+ * the detection must fire on the timeline without that exception and stay silent with it.
  */
 import { MemoryAlertSink } from '../alerts/consoleSinks';
 import type { Alert, AlertEntity } from '../alerts/types';
@@ -16,8 +19,8 @@ import { silentLogger, systemClock } from '../ports';
 import type { ResponsePlan } from '../response/types';
 import { MemoryStateStore } from '../state/memoryStore';
 import { createEngine, getResponsePlan } from './engine';
-import { compileRuleSet, readRuleSet, type RuleFile, type RuleSet } from './load';
-import type { EngineConfig, ParameterValue } from './types';
+import { compileRuleSet, readRuleSet, type CompileSetOptions, type RuleFile, type RuleSet } from './load';
+import type { ConfigException, EngineConfig, ParameterValue } from './types';
 
 type Bag = Record<string, unknown>;
 
@@ -82,17 +85,26 @@ export function listRuleTestCases(paths: readonly string[], options: RuleTestOpt
   const loadProblems = [...set.problems];
   // A rule that does not compile cannot run its cases: report it once, as a load problem.
   const compiled = compileRuleSet(set, { only: set.rules.map((rule) => rule.document.id), config: options.config });
-  loadProblems.push(...compiled.problems);
+  loadProblems.push(...compiled.problems, ...compiled.configProblems);
   const broken = new Set(compiled.problems.map((problem) => problem.file));
   const cases: RuleTestCase[] = [];
   const untested: string[] = [];
   for (const rule of set.rules) {
-    if (options.only && !options.only.includes(rule.document.id)) continue;
+    const ruleId = rule.document.id;
+    if (options.only && !options.only.includes(ruleId)) continue;
     if (broken.has(rule.file)) continue;
     const tests = (rule.document.tests as Bag[] | undefined) ?? [];
-    if (tests.length === 0) untested.push(rule.document.id);
+    if (tests.length === 0) untested.push(ruleId);
     tests.forEach((testCase, index) => {
-      cases.push({ ruleId: rule.document.id, file: rule.file, name: String(testCase.name), index, run: () => runCase(set, rule, testCase, index, options) });
+      cases.push({ ruleId, file: rule.file, name: String(testCase.name), index, run: () => runCase(set, rule, testCase, index, options) });
+    });
+    // Each exception of the config proves itself on its own timelines (after the rule's cases).
+    const config = options.config;
+    (config?.detections?.[ruleId]?.exceptions ?? []).forEach((exception, exceptionIndex) => {
+      (exception.tests ?? []).forEach((exceptionTest, index) => {
+        const where = `/detections/${ruleId}/exceptions/${exceptionIndex}/tests/${index}`;
+        cases.push({ ruleId, file: config!.file ?? 'config', name: `exception ${exception.name}: ${exceptionTest.name}`, index: tests.length + index, run: () => runExceptionCase(set, rule, config!, exception, exceptionTest as unknown as Bag, where, options) });
+      });
     });
   }
   return { cases, loadProblems, untested };
@@ -110,36 +122,69 @@ export async function runRuleTests(paths: readonly string[], options: RuleTestOp
 async function runCase(set: RuleSet, rule: RuleFile, testCase: Bag, index: number, options: RuleTestOptions): Promise<RuleCaseResult> {
   const ruleId = rule.document.id;
   const result: RuleCaseResult = { ruleId, file: rule.file, name: String(testCase.name), passed: false, failures: [], alerts: [] };
-  const where = `tests[${index}]`;
-  const compiled = compileRuleSet(set, {
-    only: [ruleId],
-    config: options.config,
+  const run = await runTimeline(set, rule, testCase, `tests[${index}]`, options.config, options, {
     parameterOverrides: testCase.parameters ? { [ruleId]: testCase.parameters as Record<string, ParameterValue> } : undefined,
     listOverrides: testCase.lists as Record<string, (string | number)[]> | undefined,
   });
-  if (compiled.problems.length) {
-    result.failures.push(...compiled.problems.map((p) => `${where}: ${p.path}: ${p.message}`));
+  if ('failures' in run) {
+    result.failures.push(...run.failures);
     return result;
   }
+  result.alerts = run.alerts;
+  result.failures.push(...checkExpectations(ruleId, testCase.expect as Bag, result.alerts));
+  result.passed = result.failures.length === 0;
+  return result;
+}
+
+/**
+ * A config exception's test: the detection fires on the timeline without the exception (else the
+ * test shows nothing) and raises nothing of its own with it.
+ */
+async function runExceptionCase(set: RuleSet, rule: RuleFile, config: EngineConfig, exception: ConfigException, exceptionTest: Bag, where: string, options: RuleTestOptions): Promise<RuleCaseResult> {
+  const ruleId = rule.document.id;
+  const result: RuleCaseResult = { ruleId, file: config.file ?? 'config', name: `exception ${exception.name}: ${String(exceptionTest.name)}`, passed: false, failures: [], alerts: [] };
+  const tuning = config.detections?.[ruleId];
+  const withoutIt: EngineConfig = { ...config, detections: { ...config.detections, [ruleId]: { ...tuning, exceptions: (tuning?.exceptions ?? []).filter((other) => other !== exception) } } };
+  const unexcepted = await runTimeline(set, rule, exceptionTest, where, withoutIt, options);
+  const excepted = await runTimeline(set, rule, exceptionTest, where, config, options);
+  for (const run of [unexcepted, excepted]) if ('failures' in run) result.failures.push(...run.failures);
+  if ('alerts' in unexcepted && 'alerts' in excepted) {
+    result.alerts = excepted.alerts;
+    if (!unexcepted.alerts.some((alert) => alert.detectionId === ruleId)) result.failures.push(`${where}: without the exception ${ruleId} raises no alert on these records either, so the test does not show the exception at work`);
+    const kept = excepted.alerts.filter((alert) => alert.detectionId === ruleId);
+    if (kept.length) result.failures.push(`${where}: with the exception ${ruleId} still raised ${kept.length} alert(s)\n      got: ${kept.map(describeAlert).join('\n           ')}`);
+  }
+  result.passed = result.failures.length === 0;
+  return result;
+}
+
+/** Compiles the rule (and what it references) with `config`, and feeds the timeline's records through the pipeline. */
+async function runTimeline(
+  set: RuleSet,
+  rule: RuleFile,
+  timeline: Bag,
+  where: string,
+  config: EngineConfig | undefined,
+  options: RuleTestOptions,
+  overrides: Pick<CompileSetOptions, 'parameterOverrides' | 'listOverrides'> = {},
+): Promise<{ alerts: Alert[] } | { failures: string[] }> {
+  const compiled = compileRuleSet(set, { only: [rule.document.id], config, ...overrides });
+  const problems = [...compiled.problems, ...compiled.configProblems];
+  if (problems.length) return { failures: problems.map((p) => `${where}: ${p.path}: ${p.message}`) };
   const bases = { ...set.fixtures, ...((rule.document.testBases as Record<string, Bag> | undefined) ?? {}) };
   let batches: unknown[][];
   try {
-    batches = ((testCase.records as unknown[]) ?? []).map((item, recordIndex) => [materializeMessage(item, bases, `${where}.records[${recordIndex}]`)]);
+    batches = ((timeline.records as unknown[]) ?? []).map((item, recordIndex) => [materializeMessage(item, bases, `${where}.records[${recordIndex}]`)]);
   } catch (error) {
-    result.failures.push((error as Error).message);
-    return result;
+    return { failures: [(error as Error).message] };
   }
   const clock = options.clock ?? systemClock;
   const engine = createEngine({ detections: compiled.detections, state: new MemoryStateStore({ clock }), logger: silentLogger, clock });
   try {
-    result.alerts = await (options.driver ?? defaultDriver)({ batches, engine, inventorySeed: testCase.inventory, clock });
+    return { alerts: await (options.driver ?? defaultDriver)({ batches, engine, inventorySeed: timeline.inventory, clock }) };
   } catch (error) {
-    result.failures.push(`${where}: the pipeline failed: ${(error as Error).stack ?? String(error)}`);
-    return result;
+    return { failures: [`${where}: the pipeline failed: ${(error as Error).stack ?? String(error)}`] };
   }
-  result.failures.push(...checkExpectations(ruleId, testCase.expect as Bag, result.alerts));
-  result.passed = result.failures.length === 0;
-  return result;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -174,6 +174,41 @@ export interface CompiledDetection {
   dependsOn: string[];
   /** Which events can affect this rule at all (dispatch index). */
   prefilter: Prefilter;
+  /** The config file's exceptions of this detection, when it has any. */
+  exceptions?: CompiledExceptions;
+}
+
+/** One exception of the config file: events matching it never trigger the detection. */
+export interface ConfigException {
+  name: string;
+  /** Why the events are benign (who approved it, ticket): shown wherever the exception is reported. */
+  reason: string;
+  /** A selection (a map, or a list of maps: any may hold) on the canonical event. */
+  match: unknown;
+  /** Applies to events before this date (`2027-01-31`, UTC midnight) or date-time. Optional. */
+  expires?: string;
+  /** Timelines the detection fires on without the exception and not with it. Optional. */
+  tests?: { name: string; records: unknown[]; inventory?: unknown }[];
+}
+
+export interface CompiledException {
+  name: string;
+  reason: string;
+  /** Index of its selection in `selections` (its test also checks `untilMs`). */
+  selection: number;
+  untilMs?: number;
+}
+
+/**
+ * A detection's exceptions: `condition` and the event steps' conditions of the detection hold only
+ * when no exception does; the unexcepted conditions are kept to count what the exceptions kept
+ * from the detection.
+ */
+export interface CompiledExceptions {
+  entries: CompiledException[];
+  baseCondition?: CompiledCondition;
+  /** By step index: the step's condition before the exceptions were applied (undefined: not excepted). */
+  baseSteps: (CompiledCondition | undefined)[];
 }
 
 /** Engine settings that come from the config file. */
@@ -181,7 +216,7 @@ export interface EngineConfig {
   /** Path of the config file, for error locations. */
   file?: string;
   includeExperimental?: boolean;
-  detections?: Record<string, { enabled?: boolean; parameters?: Record<string, ParameterValue>; severity?: Severity; response?: { mode?: ResponseMode } }>;
+  detections?: Record<string, { enabled?: boolean; parameters?: Record<string, ParameterValue>; severity?: Severity; response?: { mode?: ResponseMode }; exceptions?: ConfigException[] }>;
   lists?: Record<string, (string | number)[]>;
   response?: { mode?: ResponseMode; protected?: string[]; caps?: { perHour?: number; perBlueprintPerHour?: number } };
   /** Line of a JSON path inside the config file, when it was read from one (for error messages). */
@@ -229,6 +264,11 @@ export interface EngineStats {
   /** Raised earlier, never acknowledged, raised again by a redelivered batch (same id). */
   alertsReemitted: number;
   alertsByDetection: Record<string, number>;
+  /**
+   * Events a config exception kept from triggering a detection, by `<detectionId>/<exception>`
+   * (for a rule that reads memories: events that would have matched had their memories held).
+   */
+  exceptionHits: Record<string, number>;
 }
 
 export interface EngineBatchResult {

@@ -208,6 +208,18 @@ describe('catalog scenarios replayed through `agentwatch replay --output ndjson`
       expect(alerts.map(incidentOf)).toEqual([]);
     });
 
+    it('an exception for the onboarding of helpdesk-triage silences its burst, and the summary says what it kept', async () => {
+      const config = join(scratch, 'exception.yaml');
+      writeFileSync(
+        config,
+        `detections:\n  agent-scope-burst:\n    exceptions:\n      - name: triage-onboarding\n        reason: helpdesk-triage onboarding grants, change CHG-1234\n        match: { agentIdentityId: ${TRIAGE_AGENT} }\n        expires: "2026-10-06"\n`,
+      );
+      const { code, alerts, stderr } = await replayNdjson([join(SCENARIOS, 'agent-scope-burst.ndjson.gz')], ['--config', config]);
+      expect(code, stderr).toBe(0);
+      expect(alerts.map(incidentOf)).toEqual([]);
+      expect(stderr).toMatch(/kept from detections by config exceptions:\n {4}agent-scope-burst\/triage-onboarding: [1-9]\d*\n/);
+    });
+
     it('adding the Provisioning Robot to firstPartyAppIds leaves only the agent identity grant', async () => {
       const config = join(scratch, 'lists.yaml');
       writeFileSync(

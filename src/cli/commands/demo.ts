@@ -27,7 +27,7 @@ export const command: CliCommand = {
     }
     io.stdout.write(`agentwatch demo: replaying ${paths.join(', ')}\n\n`);
     const run = await replayPaths(app, paths, io, (line) => io.stderr.write(`${line}\n`));
-    io.stdout.write(`${table.render()}\n${table.count} alert(s)\n\n${formatSummary(app.totals, run.files)}`);
+    io.stdout.write(`${table.render()}\n${table.count} alert(s)\n\n${formatSummary(app.totals, run.files, app.engine.exceptionHits?.())}`);
     return run.unreadable.length ? 2 : 0;
   },
 };

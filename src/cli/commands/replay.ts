@@ -132,7 +132,7 @@ function section(title: string, counts: Record<string, number>): string[] {
 }
 
 /** The summary block printed at the end of replay / demo. */
-export function formatSummary(totals: BatchSummary, files: number): string {
+export function formatSummary(totals: BatchSummary, files: number, exceptionHits: Record<string, number> = {}): string {
   return [
     'summary:',
     `  files: ${files}`,
@@ -145,6 +145,8 @@ export function formatSummary(totals: BatchSummary, files: number): string {
     `  events evaluated: ${totals.events}`,
     `  alerts: ${totals.alerts}`,
     ...section('alerts by detection', totals.alertsByDetection),
+    // Only with a config that has exceptions: what they kept from triggering, by detection/exception.
+    ...(Object.keys(exceptionHits).length ? section('kept from detections by config exceptions', exceptionHits) : []),
   ].join('\n') + '\n';
 }
 
@@ -186,7 +188,7 @@ export const command: CliCommand = {
     }
     const run = await replayPaths(app, parsed.paths, io, progress);
     if (table) io.stdout.write(table.render());
-    io.stderr.write(formatSummary(app.totals, run.files));
+    io.stderr.write(formatSummary(app.totals, run.files, app.engine.exceptionHits?.()));
     const undelivered = await drainOutboxes(app, io);
     if (run.unreadable.length) {
       io.stderr.write(`agentwatch replay: ${run.unreadable.length} path(s) could not be read: ${run.unreadable.join(', ')}\n`);
