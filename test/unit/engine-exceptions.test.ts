@@ -7,31 +7,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createEngine, loadDetections, parseEngineConfig, runRuleTests } from '../../src/engine';
-import type { CompiledDetection, ConfigException } from '../../src/engine/types';
-import type { Alert } from '../../src/alerts/types';
+import { loadDetections, parseEngineConfig, runRuleTests } from '../../src/engine';
+import type { ConfigException } from '../../src/engine/types';
 import type { AgentEvent } from '../../src/normalize/types';
 import { ConfigError } from '../../src/errors';
-import { MemoryStateStore } from '../../src/state/memoryStore';
-import { AGENT, MINUTE, OTHER_AGENT, T0, TestInventory, compileRule, event, signIn } from '../fixtures/rules/engineTestKit';
+import { AGENT, MINUTE, OTHER_AGENT, T0, compileRule, event, harness, signIn } from '../fixtures/rules/engineTestKit';
 
 const REPO = join(__dirname, '..', '..');
 const LAB_IP = '10.20.0.7';
-
-function harness(detections: CompiledDetection[]) {
-  const engine = createEngine({ detections, state: new MemoryStateStore(), latenessMs: 15 * MINUTE });
-  const inventory = new TestInventory();
-  const alerts: Alert[] = [];
-  return {
-    engine,
-    alerts,
-    async deliver(...events: AgentEvent[]): Promise<Alert[]> {
-      const raised = await engine.evaluate(events, inventory);
-      alerts.push(...raised);
-      return raised;
-    },
-  };
-}
 
 const labCrawl: ConfigException = { name: 'lab-crawler', reason: 'approved crawl from the lab subnet', match: { agentIdentityId: AGENT, 'ip|cidr': '10.20.0.0/16' } };
 

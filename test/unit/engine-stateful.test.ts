@@ -7,29 +7,11 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine, getResponsePlan } from '../../src/engine';
 import type { CompiledDetection } from '../../src/engine';
-import type { Alert } from '../../src/alerts/types';
 import type { AgentEvent } from '../../src/normalize/types';
 import { MemoryStateStore } from '../../src/state/memoryStore';
-import { AGENT, BLUEPRINT, MINUTE, OTHER_AGENT, T0, TestInventory, compileRule, event, signIn } from '../fixtures/rules/engineTestKit';
+import { AGENT, BLUEPRINT, MINUTE, OTHER_AGENT, T0, TestInventory, compileRule, event, harness, signIn } from '../fixtures/rules/engineTestKit';
 
 const HOUR = 60 * MINUTE;
-
-function harness(detections: CompiledDetection[], inventory = new TestInventory(), store = new MemoryStateStore()) {
-  const engine = createEngine({ detections, state: store, latenessMs: 15 * MINUTE });
-  const alerts: Alert[] = [];
-  return {
-    engine,
-    store,
-    inventory,
-    alerts,
-    /** Delivers one batch; returns its alerts (also collected in `alerts`). */
-    async deliver(...events: AgentEvent[]): Promise<Alert[]> {
-      const raised = await engine.evaluate(events, inventory);
-      alerts.push(...raised);
-      return raised;
-    },
-  };
-}
 
 const failure = (id: string, at: number, extra: Partial<AgentEvent> = {}) => signIn(id, at, { code: '53003', ...extra });
 
@@ -510,18 +492,20 @@ describe('absence', () => {
 
 describe('memories', () => {
   const USER = 'e5e00000-0000-4000-8000-000000000005';
-  const rule = compileRule({
-    id: 'risky-obo',
-    selections: {
-      obo: { flow: 't2OnBehalfOf' },
-      raised: { category: 'RiskyUsers', 'risk.level|in': ['medium', 'high'] },
-      cleared: { category: 'RiskyUsers', 'risk.state|in': ['remediated', 'dismissed'] },
-      risky: { remembered: 'riskyUsers', key: ['subject.id'] },
-    },
-    condition: 'obo and risky',
-    remember: { riskyUsers: { when: 'raised and not cleared', forget: 'cleared', key: ['subject.id'], ttl: '7d' } },
-    output: { title: 'risky user {{subject.id}}', entities: [{ type: 'user', id: 'subject.id' }], dedupKey: ['subject.id'], suppress: '24h' },
-  });
+  const riskyOboRule = (output: Record<string, unknown> = { title: 'risky user {{subject.id}}', entities: [{ type: 'user', id: 'subject.id' }], dedupKey: ['subject.id'], suppress: '24h' }) =>
+    compileRule({
+      id: 'risky-obo',
+      selections: {
+        obo: { flow: 't2OnBehalfOf' },
+        raised: { category: 'RiskyUsers', 'risk.level|in': ['medium', 'high'] },
+        cleared: { category: 'RiskyUsers', 'risk.state|in': ['remediated', 'dismissed'] },
+        risky: { remembered: 'riskyUsers', key: ['subject.id'] },
+      },
+      condition: 'obo and risky',
+      remember: { riskyUsers: { when: 'raised and not cleared', forget: 'cleared', key: ['subject.id'], ttl: '7d' } },
+      output,
+    });
+  const rule = riskyOboRule();
   const risk = (id: string, at: number, level: string, state = 'atRisk') => event({ id, at, kind: 'riskyPrincipal', category: 'RiskyUsers', subject: { type: 'user', id: USER }, risk: { level, state: state.toLowerCase() } });
   const obo = (id: string, at: number) => signIn(id, at, { flow: 't2OnBehalfOf', subject: { type: 'user', id: USER } });
 
@@ -573,23 +557,8 @@ describe('memories', () => {
   });
 
   describe('output reading a memory: memories.<name>.<path>', () => {
-    const explainingWith = (details: Record<string, string>) => compileRule({
-      id: 'risky-obo',
-      selections: {
-        obo: { flow: 't2OnBehalfOf' },
-        raised: { category: 'RiskyUsers', 'risk.level|in': ['medium', 'high'] },
-        cleared: { category: 'RiskyUsers', 'risk.state|in': ['remediated', 'dismissed'] },
-        risky: { remembered: 'riskyUsers', key: ['subject.id'] },
-      },
-      condition: 'obo and risky',
-      remember: { riskyUsers: { when: 'raised and not cleared', forget: 'cleared', key: ['subject.id'], ttl: '7d' } },
-      output: {
-        title: 'risky ({{memories.riskyUsers.risk.level}}) user {{subject.id}}',
-        entities: [{ type: 'user', id: 'subject.id' }],
-        dedupKey: ['subject.id'],
-        details,
-      },
-    });
+    const explainingWith = (details: Record<string, string>) =>
+      riskyOboRule({ title: 'risky ({{memories.riskyUsers.risk.level}}) user {{subject.id}}', entities: [{ type: 'user', id: 'subject.id' }], dedupKey: ['subject.id'], details });
     const explaining = explainingWith({ rememberedLevel: 'memories.riskyUsers.risk.level', rememberedSince: 'memories.riskyUsers.time' });
 
     it('names what the setting event said, as of the event that fired', async () => {
