@@ -124,7 +124,7 @@ export async function buildApp(options: AppOptions = {}): Promise<App> {
 /** The declarative engine over the rule files (default: the repository's `detections/`), tuned by the config file. */
 function engineFromRules(options: AppOptions, deps: { state: StateStore; config: EngineConfig | undefined; logger: Logger; clock: Clock }): DetectionEngine {
   const paths = options.detections === undefined ? [join(repoRoot(), 'detections')] : Array.isArray(options.detections) ? options.detections : [options.detections];
-  const detections = loadDetections(paths, { config: deps.config, logger: deps.logger });
+  const detections = loadDetections(paths, { config: deps.config, logger: deps.logger, clock: deps.clock });
   const lateness = options.env?.AGENTWATCH_LATENESS?.trim();
   const latenessMs = options.latenessMs ?? (lateness ? parseDuration(lateness) : undefined);
   return createEngine({ detections, state: deps.state, logger: deps.logger, clock: deps.clock, config: deps.config, ...(latenessMs !== undefined ? { latenessMs } : {}) });

@@ -66,6 +66,9 @@ const DISPATCH_FIELDS = { kind: 'kind', category: 'category', flow: 'flow', oper
 
 type Bag = Record<string, unknown>;
 
+/** An exception's `expires`: a date, or a date-time with seconds optional and an explicit offset. */
+const EXPIRES_FORMAT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
 /**
  * Compiles one rule document. `problems` are the rule file's; `configProblems` are those of the
  * config file's exceptions for it (paths inside the config file).
@@ -316,7 +319,8 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
     let untilMs: number | undefined;
     if (exception.expires !== undefined) {
       untilMs = Date.parse(exception.expires);
-      if (!/^\d{4}-\d{2}-\d{2}(T.+)?$/.test(exception.expires) || Number.isNaN(untilMs)) problem([...path, 'expires'], `expected a date like "2027-01-31" or a date-time like "2027-01-31T18:00:00Z", got ${JSON.stringify(exception.expires)}`);
+      // A date-time must say its offset: without one, Date.parse would read the host's local time.
+      if (!EXPIRES_FORMAT.test(exception.expires) || Number.isNaN(untilMs)) problem([...path, 'expires'], `expected a date like "2027-01-31" (UTC midnight) or a date-time with its offset like "2027-01-31T18:00:00Z", got ${JSON.stringify(exception.expires)}`);
     }
     const match = exception.match as Bag | undefined;
     if (match && typeof match === 'object' && !Array.isArray(match) && 'remembered' in match) {

@@ -8,7 +8,7 @@ import Ajv, { type ValidateFunction } from 'ajv';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { ConfigError, DetectionLoadError, type LocatedProblem } from '../errors';
-import type { Logger } from '../ports';
+import { systemClock, type Clock, type Logger } from '../ports';
 import detectionSchema from '../../schemas/detection.schema.json';
 import { compileDetection } from './compile';
 import { configProblems } from './config';
@@ -217,6 +217,8 @@ function findCycle(detections: CompiledDetection[]): string[] | undefined {
 export interface LoadDetectionsOptions {
   config?: EngineConfig;
   logger?: Logger;
+  /** Judges which config exceptions have expired (a start-up warning). Optional; defaults to the system clock. */
+  clock?: Clock;
 }
 
 /**
@@ -233,13 +235,12 @@ export function loadDetections(paths: readonly string[], options: LoadDetections
   if (problems.length) throw new DetectionLoadError(problems);
   if (badConfig.length) throw new ConfigError(badConfig);
   if (compiled.configProblems.length) throw new ConfigError(compiled.configProblems);
-  warnExpiredExceptions(compiled.detections, options.logger);
+  warnExpiredExceptions(compiled.detections, options.logger, (options.clock ?? systemClock).now());
   return compiled.detections;
 }
 
 /** An exception past its date no longer keeps new events away: say so at start-up, so it is renewed or removed. */
-function warnExpiredExceptions(detections: readonly CompiledDetection[], logger: Logger | undefined): void {
-  const now = Date.now();
+function warnExpiredExceptions(detections: readonly CompiledDetection[], logger: Logger | undefined, now: number): void {
   for (const detection of detections) {
     for (const exception of detection.exceptions?.entries ?? []) {
       if (exception.untilMs !== undefined && exception.untilMs <= now) {

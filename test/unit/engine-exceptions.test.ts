@@ -161,12 +161,27 @@ describe('config exceptions: mistakes are refused at load, in the config file', 
         match: { remembered: makers, key: [actor.upn] }
 `);
     expect(problems).toEqual([
-      'agentwatch.config.yaml:7 /detections/agent-signin-spike/exceptions/0/expires expected a date like "2027-01-31" or a date-time like "2027-01-31T18:00:00Z", got "next year"',
+      'agentwatch.config.yaml:7 /detections/agent-signin-spike/exceptions/0/expires expected a date like "2027-01-31" (UTC midnight) or a date-time with its offset like "2027-01-31T18:00:00Z", got "next year"',
       'agentwatch.config.yaml:6 /detections/agent-signin-spike/exceptions/0/match/agentIdentityID unknown field "agentIdentityID": expected a canonical AgentEvent path (CANONICAL_FIELDS); did you mean "agentIdentityId"?',
       'agentwatch.config.yaml:8 /detections/agent-signin-spike/exceptions/1/name duplicate exception name "one" of agent-signin-spike: names must be unique per detection',
       expect.stringMatching(/^agentwatch\.config\.yaml:10 \/detections\/agent-signin-spike\/exceptions\/1\/match\/0\/ip\|cidrr unknown modifier "cidrr"/),
       'agentwatch.config.yaml:13 /detections/agent-signin-spike/exceptions/2/match expected field conditions on the event; an exception cannot read a memory (remembered:)',
     ]);
+  });
+
+  it('a date-time without its offset is refused (it would be read in the host time zone)', () => {
+    expect(problemsOf(`detections:\n  agent-signin-spike:\n    exceptions:\n      - { name: a, reason: r, match: { ip: 10.0.0.1 }, expires: "2027-01-31T18:00:00" }\n`)).toEqual([
+      expect.stringContaining('/detections/agent-signin-spike/exceptions/0/expires expected a date like'),
+    ]);
+    expect(load(`detections:\n  agent-signin-spike:\n    exceptions:\n      - { name: a, reason: r, match: { ip: 10.0.0.1 }, expires: "2027-01-31T18:00:00+01:00" }\n`)).not.toThrow();
+  });
+
+  it('an exception past its date loads, with a start-up warning that names it', () => {
+    const warnings: unknown[] = [];
+    const logger = { log: (level: string, message: string, fields?: Record<string, unknown>) => (level === 'warn' ? warnings.push({ message, ...fields }) : undefined) };
+    const config = parseEngineConfig('c.yaml', `detections:\n  agent-signin-spike:\n    exceptions:\n      - { name: old, reason: r, match: { ip: 10.0.0.1 }, expires: "2026-11-01" }\n      - { name: current, reason: r, match: { ip: 10.0.0.2 }, expires: "2027-01-01" }\n`);
+    loadDetections([join(REPO, 'detections')], { config, logger, clock: { now: () => Date.parse('2026-11-25T00:00:00Z') } });
+    expect(warnings).toEqual([{ message: 'a config exception has expired: it no longer applies to events after its date', detectionId: 'agent-signin-spike', exception: 'old', expires: '2026-11-01T00:00:00.000Z' }]);
   });
 
   it('a missing reason is a schema problem', () => {
