@@ -63,6 +63,9 @@ param alertsHubEnabled bool = false
 @maxValue(730)
 param logRetentionInDays int = 90
 
+@description('E-mail addresses for agentwatch\'s own health alerts (pipeline silent, batches failing, alerts not reaching Sentinel, records dead-lettered). Optional: without any, the alerts show in Azure Monitor only.')
+param healthAlertEmails array = []
+
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = {
   'azd-env-name': environmentName
@@ -130,6 +133,17 @@ module sentinel 'modules/sentinel.bicep' = {
     workspaceName: monitoring.outputs.workspaceName
     location: location
     functionPrincipalId: functionApp.outputs.principalId
+  }
+}
+
+module healthAlerts 'modules/healthalerts.bicep' = {
+  name: 'healthalerts'
+  params: {
+    location: location
+    workspaceId: monitoring.outputs.workspaceId
+    alertEmails: healthAlertEmails
+    namePrefix: 'agentwatch-${take(resourceToken, 7)}'
+    tags: tags
   }
 }
 

@@ -99,6 +99,7 @@ describe('main.bicep', () => {
         'modules/appsettings.bicep',
         'modules/eventhubs.bicep',
         'modules/functionapp.bicep',
+        'modules/healthalerts.bicep',
         'modules/monitoring.bicep',
         'modules/roles.bicep',
         'modules/sentinel.bicep',
@@ -154,8 +155,37 @@ describe('resources', () => {
       'microsoft.insights/components',
       'microsoft.authorization/roleassignments',
       'microsoft.aadiam/diagnosticsettings',
+      'microsoft.insights/scheduledqueryrules',
+      'microsoft.insights/actiongroups',
     ];
     expect(expected.filter((type) => !declared.has(type))).toEqual([]);
+  });
+
+  describe('health alerts (infra/modules/healthalerts.bicep)', () => {
+    const source = () => readRepoFile('infra/modules/healthalerts.bicep');
+    const queries = () => [...source().matchAll(/query: '([^']*)'/g)].map((match) => match[1]);
+
+    it('watch the function the Event Hubs trigger registers', () => {
+      const registered = /app\.eventHub\('([^']+)'/.exec(readRepoFile('functions/entraLogs.ts'))![1];
+      expect(source()).toContain(`param pipelineFunctionName string = '${registered}'`);
+      expect(queries().filter((query) => query.startsWith('AppRequests'))).toHaveLength(2);
+    });
+
+    it('match log messages the code writes, at the level it writes them', () => {
+      const messages = queries().flatMap((query) => [...query.matchAll(/Message startswith "agentwatch: ([^"]+) "/g)].map((match) => match[1]));
+      expect(messages.sort()).toEqual(['alert redrive', 'batch processed']);
+      const code = [readRepoFile('functions/alertRedrive.ts'), readRepoFile('src/pipeline/index.ts')].join('\n');
+      // Each is logged as a warning only when something is wrong (SeverityLevel 2 = warning).
+      for (const message of messages) expect(code).toMatch(new RegExp(`log\\([^;]*\\? 'warn' : 'info', '${message}'`));
+      expect(readRepoFile('src/host/logging.ts')).toContain('formatLogLine(`agentwatch: ${message}`, fields)');
+      for (const query of queries().filter((q) => q.startsWith('AppTraces'))) expect(query).toContain('SeverityLevel == 2');
+    });
+
+    it('go to an action group only when e-mail addresses are given, and main.bicep passes them', () => {
+      expect(source()).toMatch(/resource actionGroup 'Microsoft\.Insights\/actionGroups@[^']+' = if \(!empty\(alertEmails\)\)/);
+      expect(readRepoFile('infra/main.bicep')).toMatch(/alertEmails: healthAlertEmails/);
+      expect(readRepoFile('infra/main.bicep')).toMatch(/workspaceId: monitoring\.outputs\.workspaceId/);
+    });
   });
 
   it.skipIf(!existsSync(join(repoRoot, 'infra', 'modules', 'sentinel.bicep')))('the Sentinel module declares the DCR, the custom table and Sentinel', () => {

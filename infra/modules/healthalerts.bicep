@@ -1,0 +1,142 @@
+// Azure Monitor log alerts on agentwatch's own health, over the Function's telemetry in the Log
+// Analytics workspace (workspace-based Application Insights: AppRequests, AppTraces). A detection
+// pipeline that stops is silent, and silence reads as "all clear": these rules make the failure
+// modes loud. The message texts below are the ones the code logs ('agentwatch: <message> {json}');
+// test/unit/bicep.test.ts holds them to the source.
+//
+// 1. No batch processed for `silentAfter` (30 min): the Entra diagnostic setting was removed or narrowed (an
+//    attacker's first move, ATT&CK T1562.008), the hub or its role assignment broke, or the
+//    Function is down.
+// 2. Batches failing: a dependency (Table Storage, Graph, Logs Ingestion) throws; Event Hubs
+//    redelivers, so nothing is lost, but alerts wait.
+// 3. Alerts not reaching Sentinel: the outbox still holds alerts after its redrive.
+// 4. Malformed records dead-lettered: a schema change upstream, or someone feeding the hub.
+
+@description('Azure region of the rules.')
+param location string
+
+@description('Log Analytics workspace the Function\'s Application Insights writes to.')
+param workspaceId string
+
+@description('Name of the Event Hubs-triggered function (functions/entraLogs.ts).')
+param pipelineFunctionName string = 'entraLogs'
+
+@description('E-mail addresses the health alerts go to. Optional: without any, the alerts still show in Azure Monitor.')
+param alertEmails array = []
+
+@description('How long without a processed batch before the silence alert fires (ISO 8601, as log alerts accept it).')
+@allowed([
+  'PT15M'
+  'PT30M'
+  'PT1H'
+  'PT2H'
+])
+param silentAfter string = 'PT30M'
+
+param namePrefix string = 'agentwatch'
+
+param tags object = {}
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmails)) {
+  name: '${namePrefix}-health'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'agentwatch'
+    enabled: true
+    emailReceivers: [for (email, index) in alertEmails: {
+      name: 'email-${index}'
+      emailAddress: email
+      useCommonAlertSchema: true
+    }]
+  }
+}
+
+var actions = empty(alertEmails) ? {} : {
+  actionGroups: [
+    actionGroup.id
+  ]
+}
+
+var rules = [
+  {
+    name: 'pipeline-silent'
+    displayName: 'agentwatch: no Entra log batch processed (${silentAfter})'
+    description: 'The ${pipelineFunctionName} function processed no batch. Check the Entra diagnostic setting (still present, still sending every category), the Event Hub\'s incoming messages, and the Function\'s state. Until this clears, agentwatch detects nothing.'
+    severity: 1
+    query: 'AppRequests\n| where OperationName == "${pipelineFunctionName}"'
+    operator: 'LessThan'
+    threshold: 1
+    windowSize: silentAfter
+    evaluationFrequency: 'PT5M'
+  }
+  {
+    name: 'batches-failing'
+    displayName: 'agentwatch: Entra log batches failing'
+    description: 'A batch threw (a dependency: Table Storage, Graph, Logs Ingestion). Event Hubs redelivers it, so nothing is lost, but alerts are delayed until the dependency recovers. See the exceptions of the ${pipelineFunctionName} operation.'
+    severity: 2
+    query: 'AppRequests\n| where OperationName == "${pipelineFunctionName}" and Success == false'
+    operator: 'GreaterThan'
+    threshold: 0
+    windowSize: 'PT15M'
+    evaluationFrequency: 'PT5M'
+  }
+  {
+    name: 'sentinel-outbox-pending'
+    displayName: 'agentwatch: alerts not reaching Microsoft Sentinel'
+    description: 'The alert outbox still held alerts after two redrives. Check the data collection rule, the Function identity\'s Monitoring Metrics Publisher role on it, and `npx agentwatch redrive --dry-run`.'
+    severity: 2
+    query: 'AppTraces\n| where Message startswith "agentwatch: alert redrive " and SeverityLevel == 2'
+    operator: 'GreaterThan'
+    threshold: 1
+    windowSize: 'PT30M'
+    evaluationFrequency: 'PT15M'
+  }
+  {
+    name: 'records-dead-lettered'
+    displayName: 'agentwatch: malformed Entra records dead-lettered'
+    description: 'Records failed validation and went to the dead-letter table with their reasons (the batch went on). A burst means an upstream schema change or foreign data on the hub.'
+    severity: 3
+    query: 'AppTraces\n| where Message startswith "agentwatch: batch processed " and SeverityLevel == 2'
+    operator: 'GreaterThan'
+    threshold: 0
+    windowSize: 'PT1H'
+    evaluationFrequency: 'PT1H'
+  }
+]
+
+resource healthRules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for rule in rules: {
+  name: '${namePrefix}-${rule.name}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: rule.displayName
+    description: rule.description
+    severity: rule.severity
+    enabled: true
+    scopes: [
+      workspaceId
+    ]
+    evaluationFrequency: rule.evaluationFrequency
+    windowSize: rule.windowSize
+    criteria: {
+      allOf: [
+        {
+          query: rule.query
+          timeAggregation: 'Count'
+          operator: rule.operator
+          threshold: rule.threshold
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}]
+
+output ruleNames array = [for (rule, index) in rules: healthRules[index].name]
