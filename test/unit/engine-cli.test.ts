@@ -26,6 +26,13 @@ describe('agentwatch validate', () => {
     expect(result.stderr).toContain(`${join(rules, 'failing', 'test-broken-schema.yaml')}:6 at /stateful/window: expected a duration like "10m", "24h", "7d" or a $parameter, got "ten minutes"`);
   });
 
+  it("lists the config's exceptions for review: detection, name, expiry, reason", async () => {
+    const repo = join(__dirname, '..', '..');
+    const result = await runCli(['validate', join(repo, 'detections'), '--config', join(repo, 'samples', 'agentwatch.config.example.yaml')]);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout.split('\n')[1]).toMatch(/^exception blueprint-credential-added\/finance-blueprint-secret-rotation \((until|EXPIRED) 2027-06-30T00:00:00\.000Z\): The Key Rotation Automation app rotates/);
+  });
+
   it('exits 2 for a path that does not exist', async () => {
     expect((await cli('validate', 'no-such-dir')).code).toBe(2);
   });

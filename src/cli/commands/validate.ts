@@ -6,7 +6,7 @@
 import { isAbsolute, join } from 'node:path';
 import { isAgentwatchError, type LocatedProblem } from '../../errors';
 import { compileRuleSet, loadEngineConfig, readRuleSet } from '../../engine';
-import type { EngineConfig } from '../../engine';
+import type { CompiledDetection, EngineConfig } from '../../engine';
 import { usageError, type CliCommand, type CliIO, type ExitCode } from '../io';
 
 export function formatProblem(problem: LocatedProblem): string {
@@ -52,6 +52,18 @@ export function ruleArgsOrExit(args: string[], io: CliIO, commandName: string, u
   }
 }
 
+/** The config's exceptions, one line each, for review: which detection, until when, why. */
+export function describeExceptions(detections: readonly CompiledDetection[], now: number): string {
+  const lines: string[] = [];
+  for (const detection of detections) {
+    for (const exception of detection.exceptions?.entries ?? []) {
+      const until = exception.untilMs === undefined ? 'no expiry' : `${exception.untilMs <= now ? 'EXPIRED' : 'until'} ${new Date(exception.untilMs).toISOString()}`;
+      lines.push(`exception ${detection.id}/${exception.name} (${until}): ${exception.reason}`);
+    }
+  }
+  return lines.map((line) => `${line}\n`).join('');
+}
+
 export const command: CliCommand = {
   summary: 'check detection rule files (default detections/) and report every problem',
   usage: 'usage: agentwatch validate [PATH...] [--config FILE]',
@@ -70,6 +82,7 @@ export const command: CliCommand = {
     for (const rule of set.rules) byStatus.set(String(rule.document.status), (byStatus.get(String(rule.document.status)) ?? 0) + 1);
     const statuses = [...byStatus.entries()].map(([status, count]) => `${count} ${status}`).join(', ');
     io.stdout.write(`${set.rules.length} rule file(s) read${statuses ? ` (${statuses})` : ''}, ${compiled.detections.length} compiled, ${problems.length} problem(s)\n`);
+    io.stdout.write(describeExceptions(compiled.detections, Date.now()));
     return problems.length ? 1 : 0;
   },
 };
