@@ -11,6 +11,8 @@
 //    redelivers, so nothing is lost, but alerts wait.
 // 3. Alerts not reaching Sentinel: the outbox still holds alerts after its redrive.
 // 4. Malformed records dead-lettered: a schema change upstream, or someone feeding the hub.
+// 5. One expected category stops while batches keep coming: the category was taken out of the
+//    diagnostic setting (AuditLogs hides credential and permission changes), or never added.
 
 @description('Azure region of the rules.')
 param location string
@@ -32,6 +34,22 @@ param alertEmails array = []
   'PT2H'
 ])
 param silentAfter string = 'PT30M'
+
+@description('Entra log categories expected to keep arriving, each with how long it may stay silent while batches of other categories are processed (ISO 8601; at most P2D). Tune to the tenant: a small tenant may have quiet AuditLogs hours.')
+param expectedCategories array = [
+  {
+    category: 'AuditLogs'
+    silentAfter: 'PT6H'
+  }
+  {
+    category: 'ServicePrincipalSignInLogs'
+    silentAfter: 'PT2H'
+  }
+  {
+    category: 'NonInteractiveUserSignInLogs'
+    silentAfter: 'PT2H'
+  }
+]
 
 param namePrefix string = 'agentwatch'
 
@@ -139,4 +157,41 @@ resource healthRules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for 
   }
 }]
 
+// The per-batch summary line ('agentwatch: batch processed {json}') carries `byCategory`: records
+// read per category. A category is silent when batches were processed and none of them had it.
+resource categoryRules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for expected in expectedCategories: {
+  name: '${namePrefix}-category-silent-${toLower(expected.category)}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'agentwatch: no ${expected.category} records while other Entra logs arrive (${expected.silentAfter})'
+    description: 'Batches were processed but none held ${expected.category}. Check that the Entra diagnostic setting still sends this category: taking one out hides what it records while everything else keeps flowing (ATT&CK T1562.008).'
+    severity: 2
+    enabled: true
+    scopes: [
+      workspaceId
+    ]
+    evaluationFrequency: 'PT30M'
+    windowSize: expected.silentAfter
+    criteria: {
+      allOf: [
+        {
+          query: 'AppTraces\n| where Message startswith "agentwatch: batch processed "\n| extend fields = parse_json(substring(Message, strlen("agentwatch: batch processed ")))\n| summarize batches = count(), records = sum(coalesce(tolong(fields.byCategory["${expected.category}"]), 0))\n| where batches > 0 and records == 0'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: actions
+  }
+}]
+
 output ruleNames array = [for (rule, index) in rules: healthRules[index].name]
+output categoryRuleNames array = [for (expected, index) in expectedCategories: categoryRules[index].name]

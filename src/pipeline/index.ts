@@ -84,6 +84,8 @@ export async function processBatch(messages: readonly unknown[], meta: BatchMeta
     partitionId: meta.partitionId,
     messages: summary.messages,
     records: summary.recordsRead,
+    // Records per category: the health alert on a category that stops arriving reads it.
+    byCategory: summary.byCategory,
     events: summary.events,
     skipped: Object.values(summary.skippedByCategory).reduce((a, b) => a + b, 0),
     rejected: summary.rejected,

@@ -172,13 +172,24 @@ describe('resources', () => {
     });
 
     it('match log messages the code writes, at the level it writes them', () => {
-      const messages = queries().flatMap((query) => [...query.matchAll(/Message startswith "agentwatch: ([^"]+) "/g)].map((match) => match[1]));
-      expect(messages.sort()).toEqual(['alert redrive', 'batch processed']);
+      const messages = new Set(queries().flatMap((query) => [...query.matchAll(/Message startswith "agentwatch: ([^"]+) "/g)].map((match) => match[1])));
+      expect([...messages].sort()).toEqual(['alert redrive', 'batch processed']);
       const code = [readRepoFile('functions/alertRedrive.ts'), readRepoFile('src/pipeline/index.ts')].join('\n');
       // Each is logged as a warning only when something is wrong (SeverityLevel 2 = warning).
       for (const message of messages) expect(code).toMatch(new RegExp(`log\\([^;]*\\? 'warn' : 'info', '${message}'`));
       expect(readRepoFile('src/host/logging.ts')).toContain('formatLogLine(`agentwatch: ${message}`, fields)');
-      for (const query of queries().filter((q) => q.startsWith('AppTraces'))) expect(query).toContain('SeverityLevel == 2');
+      const traceQueries = queries().filter((q) => q.startsWith('AppTraces'));
+      expect(traceQueries).toHaveLength(3);
+      // The warning rules look for warnings; the category rule reads every summary line's byCategory.
+      expect(traceQueries.filter((q) => q.includes('SeverityLevel == 2'))).toHaveLength(2);
+      expect(traceQueries.filter((q) => q.includes('fields.byCategory['))).toHaveLength(1);
+    });
+
+    it("the category rule reads the summary line's byCategory, which the pipeline logs", () => {
+      const pipeline = readRepoFile('src/pipeline/index.ts');
+      const summaryCall = pipeline.slice(pipeline.indexOf("'batch processed', {"), pipeline.indexOf('});', pipeline.indexOf("'batch processed', {")));
+      expect(summaryCall).toMatch(/\bbyCategory: summary\.byCategory\b/);
+      expect(source()).toMatch(/param expectedCategories array = \[[^\]]*category: 'AuditLogs'/s);
     });
 
     it('go to an action group only when e-mail addresses are given, and main.bicep passes them', () => {

@@ -73,6 +73,15 @@ describe('processBatch', () => {
     expect(summary).toMatchObject({ messages: 2, recordsRead: 3, events: 1, rejected: 2, skippedByCategory: { ProvisioningLogs: 1 }, alerts: 1, alertsByDetection: { 'test-audit': 1 } });
   });
 
+  it("logs one summary line per batch with the records of each category (the health alerts read it)", async () => {
+    const lines: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
+    const d = deps({ logger: { log: (level, message, fields) => void lines.push({ level, message, fields }) } });
+    await processBatch([{ records: [loadRecord('audit-add-blueprint'), loadRecord('t2-autonomous'), loadRecord('t2-autonomous')] }], { partitionId: '1' }, d);
+    const summaries = lines.filter((line) => line.message === 'batch processed');
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]).toMatchObject({ level: 'info', fields: { partitionId: '1', records: 3, byCategory: { AuditLogs: 1, ServicePrincipalSignInLogs: 2 } } });
+  });
+
   it('passes alerts through the responder and sends what it returns', async () => {
     const responder: Responder = {
       respond: async (alerts) => alerts.map((a) => ({ ...a, actions: [{ action: 'disableAgentIdentity', mode: 'dryRun', targetId: AGENT, outcome: 'planned', actionId: `${a.id}:disable`, decidedAt: a.createdTime }] })),
