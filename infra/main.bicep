@@ -66,6 +66,22 @@ param logRetentionInDays int = 90
 @description('E-mail addresses for agentwatch\'s own health alerts (pipeline silent, batches failing, alerts not reaching Sentinel, records dead-lettered). Optional: without any, the alerts show in Azure Monitor only.')
 param healthAlertEmails array = []
 
+@description('Entra log categories the health alerts expect to keep arriving, each with how long it may be silent while other batches are processed (ISO 8601). Empty: no category alerts. Optional; defaults to AuditLogs 6 h, service principal and non-interactive user sign-ins 2 h.')
+param healthExpectedCategories array = [
+  {
+    category: 'AuditLogs'
+    silentAfter: 'PT6H'
+  }
+  {
+    category: 'ServicePrincipalSignInLogs'
+    silentAfter: 'PT2H'
+  }
+  {
+    category: 'NonInteractiveUserSignInLogs'
+    silentAfter: 'PT2H'
+  }
+]
+
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = {
   'azd-env-name': environmentName
@@ -142,6 +158,7 @@ module healthAlerts 'modules/healthalerts.bicep' = {
     location: location
     workspaceId: monitoring.outputs.workspaceId
     alertEmails: healthAlertEmails
+    expectedCategories: healthExpectedCategories
     namePrefix: 'agentwatch-${take(resourceToken, 7)}'
     tags: tags
   }

@@ -196,6 +196,7 @@ describe('resources', () => {
       expect(source()).toMatch(/resource actionGroup 'Microsoft\.Insights\/actionGroups@[^']+' = if \(!empty\(alertEmails\)\)/);
       expect(readRepoFile('infra/main.bicep')).toMatch(/alertEmails: healthAlertEmails/);
       expect(readRepoFile('infra/main.bicep')).toMatch(/workspaceId: monitoring\.outputs\.workspaceId/);
+      expect(readRepoFile('infra/main.bicep')).toMatch(/expectedCategories: healthExpectedCategories/);
     });
   });
 
