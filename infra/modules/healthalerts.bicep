@@ -35,21 +35,8 @@ param alertEmails array = []
 ])
 param silentAfter string = 'PT30M'
 
-@description('Entra log categories expected to keep arriving, each with how long it may stay silent while batches of other categories are processed (ISO 8601; at most P2D). Tune to the tenant: a small tenant may have quiet AuditLogs hours.')
-param expectedCategories array = [
-  {
-    category: 'AuditLogs'
-    silentAfter: 'PT6H'
-  }
-  {
-    category: 'ServicePrincipalSignInLogs'
-    silentAfter: 'PT2H'
-  }
-  {
-    category: 'NonInteractiveUserSignInLogs'
-    silentAfter: 'PT2H'
-  }
-]
+@description('Entra log categories expected to keep arriving, each with how long it may stay silent while batches of other categories are processed: [{ category, silentAfter (ISO 8601, at most P2D) }]. The defaults live in main.bicep (healthExpectedCategories).')
+param expectedCategories array
 
 param namePrefix string = 'agentwatch'
 
