@@ -169,8 +169,8 @@ async function runTimeline(
   overrides: Pick<CompileSetOptions, 'parameterOverrides' | 'listOverrides'> = {},
 ): Promise<{ alerts: Alert[] } | { failures: string[] }> {
   const compiled = compileRuleSet(set, { only: [rule.document.id], config, ...overrides });
-  const problems = [...compiled.problems, ...compiled.configProblems];
-  if (problems.length) return { failures: problems.map((p) => `${where}: ${p.path}: ${p.message}`) };
+  // The config's own problems are reported once, as load problems (listRuleTestCases).
+  if (compiled.problems.length) return { failures: compiled.problems.map((p) => `${where}: ${p.path}: ${p.message}`) };
   const bases = { ...set.fixtures, ...((rule.document.testBases as Record<string, Bag> | undefined) ?? {}) };
   let batches: unknown[][];
   try {
