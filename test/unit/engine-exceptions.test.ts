@@ -228,6 +228,16 @@ describe('config exceptions prove themselves: agentwatch test --config', () => {
     expect(report.results.filter((result) => result.name.startsWith('exception ')).map((result) => [result.ruleId, result.passed])).toEqual([['blueprint-credential-added', true]]);
   });
 
+  it("a config mistake is a load problem reported once, not a failure of every rule case", async () => {
+    const file = configFile('detections:\n  blueprint-credential-added:\n    exceptions:\n      - { name: typo, reason: r, match: { actr.upn: a } }\n');
+    const config = parseEngineConfig(file, (await import('node:fs')).readFileSync(file, 'utf8'));
+    const report = await runRuleTests([join(REPO, 'detections')], { config, only: ['blueprint-credential-added'] });
+    expect(report.loadProblems.map((problem) => `${problem.path} ${problem.message}`)).toEqual([
+      expect.stringMatching(/^\/detections\/blueprint-credential-added\/exceptions\/0\/match\/actr\.upn unknown field "actr\.upn"/),
+    ]);
+    expect(report.failed).toBe(0);
+  });
+
   it('an exception that covers its timeline passes', async () => {
     const [result] = await run(`      - name: rotation-app\n        reason: r\n        match: { actor.appId: 7a3e0000-0000-4000-8000-00000000c0de }\n${rotation}`);
     expect(result).toMatchObject({ name: 'exception rotation-app: rotation', passed: true, failures: [] });
