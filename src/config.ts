@@ -54,7 +54,7 @@ export const SETTINGS = [
   { name: 'AGENTWATCH_INVENTORY_SCHEDULE', kind: 'string', default: '0 */30 * * * *', description: 'NCRONTAB schedule of the Graph inventory and AgentsInfo pull.' },
   // Engine
   { name: 'AGENTWATCH_LATENESS', kind: 'duration', default: '15m', description: 'How far behind the newest event time of its key an event may arrive and still land in its window.' },
-  { name: 'AGENTWATCH_CONFIG', kind: 'string', description: 'Path of the YAML/JSON config file (detection parameters, response modes, protected principals, lists).' },
+  { name: 'AGENTWATCH_CONFIG', kind: 'string', description: 'Path of the YAML/JSON config file (detection parameters, exceptions, response modes, protected principals, lists).' },
   // Identity
   { name: 'AZURE_CLIENT_ID', kind: 'string', description: 'Client id of a user-assigned managed identity; unset = system-assigned.' },
   // Host
