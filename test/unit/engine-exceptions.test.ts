@@ -11,7 +11,7 @@ import { loadDetections, parseEngineConfig, runRuleTests } from '../../src/engin
 import type { ConfigException } from '../../src/engine/types';
 import type { AgentEvent } from '../../src/normalize/types';
 import { ConfigError } from '../../src/errors';
-import { AGENT, MINUTE, OTHER_AGENT, T0, compileRule, event, harness, signIn } from '../fixtures/rules/engineTestKit';
+import { AGENT, BLUEPRINT, MINUTE, OTHER_AGENT, T0, compileRule, event, harness, signIn } from '../fixtures/rules/engineTestKit';
 
 const REPO = join(__dirname, '..', '..');
 const LAB_IP = '10.20.0.7';
@@ -123,6 +123,35 @@ describe('config exceptions', () => {
     expect(await h.deliver(signIn('s1', 0, { ip: LAB_IP }))).toEqual([]);
     const [alert] = await h.deliver(signIn('s2', 1, { ip: LAB_IP }));
     expect(alert.evidence).toEqual(['s2', 's1']); // s1, excepted as a trigger, still set the memory
+  });
+
+  it('an excepted event raises no alert, so a chain that consumes the alerts does not see it either', async () => {
+    const ROTATION_APP = '7a3e0000-0000-4000-8000-00000000c0de';
+    const added = compileRule(
+      {
+        id: 'cred-added',
+        selections: { add: { kind: 'audit', 'audit.operation': 'Update application' } },
+        condition: 'add',
+        output: { title: 'credential added', entities: [], dedupKey: ['id'] },
+      },
+      {},
+      [{ name: 'rotation', reason: 'r', match: { 'actor.appId': ROTATION_APP } }],
+    );
+    const chain = compileRule({
+      id: 'added-then-used',
+      selections: { t1: { flow: 't1Exchange' } },
+      stateful: { type: 'sequence', groupBy: ['blueprintAppId'], window: '60m', steps: [{ name: 'added', alerts: ['cred-added'] }, { name: 'used', condition: 't1' }] },
+      output: { title: 'chain', entities: [], dedupKey: ['blueprintAppId'] },
+    });
+    const audit = { operation: 'Update application', targets: [], credentialsAdded: [], credentialsRemoved: [], ficIssuersAdded: [], ficSubjectsAdded: [], modifiedPropertyNames: [], permissionsGranted: [] };
+    const update = (id: string, at: number, appId: string) => event({ id, at, kind: 'audit', category: 'AuditLogs', blueprintAppId: BLUEPRINT, actor: { type: 'servicePrincipal', id: appId, appId }, audit });
+    const exchange = (id: string, at: number) => event({ id, at, flow: 't1Exchange', blueprintAppId: BLUEPRINT, result: { status: 'success', code: '0' } });
+    const rotated = harness([added, chain]);
+    await rotated.deliver(update('u1', 0, ROTATION_APP), exchange('x1', 5));
+    expect(rotated.alerts).toEqual([]);
+    const other = harness([added, chain]);
+    await other.deliver(update('u1', 0, '0e0c0000-0000-4000-8000-000000000001'), exchange('x1', 5));
+    expect(other.alerts.map((alert) => alert.detectionId).sort()).toEqual(['added-then-used', 'cred-added']);
   });
 
   it('counts what each exception kept from triggering, not events the rule would not have fired on', async () => {
