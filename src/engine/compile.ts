@@ -66,6 +66,11 @@ const DISPATCH_FIELDS = { kind: 'kind', category: 'category', flow: 'flow', oper
 
 type Bag = Record<string, unknown>;
 
+/** Adds a field to what a step's or a memory's event keeps for the output (once per path). */
+function captureField(fields: { path: string; getter: FieldGetter }[], base: string): void {
+  if (!fields.some((captured) => captured.path === base)) fields.push({ path: base, getter: compileBaseGetter(base) });
+}
+
 /** An exception's `expires`: a date, or a date-time with seconds optional and an explicit offset. */
 const EXPIRES_FORMAT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
@@ -220,7 +225,7 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
     }
     const parsed = parseFieldPath(rest.slice(dot + 1));
     if ('error' in parsed) return problem(path, parsed.error);
-    if (!memory.capturedFields.some((captured) => captured.path === parsed.base)) memory.capturedFields.push({ path: parsed.base, getter: compileBaseGetter(parsed.base) });
+    captureField(memory.capturedFields, parsed.base);
     const keys = reader.memoryKeys!;
     return compileCapturedGetter((event, ctx) => {
       const access = (ctx as RuleEvalContext).memory;
@@ -242,7 +247,7 @@ export function compileDetection(document: RuleDocument, options: CompileOptions
     if (!step) return problem(path, `expected steps.<step name>.<field path> with a step name of ${stateful.steps.map((candidate) => candidate.name).join(', ')}, got ${JSON.stringify(raw)}`);
     const parsed = parseFieldPath(rest.slice(dot + 1));
     if ('error' in parsed) return problem(path, parsed.error);
-    if (!step.capturedFields.some((captured) => captured.path === parsed.base)) step.capturedFields.push({ path: parsed.base, getter: compileBaseGetter(parsed.base) });
+    captureField(step.capturedFields, parsed.base);
     return compileStepGetter(step.index, parsed);
   };
   const template = (raw: string, path: JsonPath): TemplatePart[] => compileTemplate(raw, path, { field: outputField, problem, resolve });

@@ -695,7 +695,8 @@ export class Engine implements DetectionEngine {
               exported = true;
             }
             const stepCaptures = step.capturedFields.length ? captureFields(step.capturedFields, event, ctx) : undefined;
-            if (stepCaptures) captures = { ...captures, ...stepCaptures };
+            // Usually one step per event: keep its object; several steps merge into the first.
+            if (stepCaptures) captures = captures ? Object.assign(captures, stepCaptures) : stepCaptures;
           }
           applyToKey(key, (state) =>
             applySequence(state, { timeMs: event.timeMs, hash, mask, newValues, cancel: match.cancel, evidence, exports: exported ? exports : undefined, captures, latenessMs: this.#latenessMs }, { windowMs: stateful.windowMs, steps: rule.stepViews, newValueTtlMs: rule.newValueTtlMs }),
@@ -710,7 +711,7 @@ export class Engine implements DetectionEngine {
             const outcome = applyAbsence(state, { timeMs: event.timeMs, hash, first: !!(mask & 1), second: !!(mask & 2), snapshot: mask & 1 ? snapshotOf(event) : undefined, latenessMs: this.#latenessMs }, stateful);
             const retention = this.#clock.now() + rule.retentionMs;
             if (outcome.added) {
-              const slot = cache.slot(pendingStateKey(detection.id, key, outcome.added.h));
+              const slot = cache.slot<PendingIndexRow>(pendingStateKey(detection.id, key, outcome.added.h));
               slot.value = { key, h: outcome.added.h, due: outcome.added.t + stateful.windowMs };
               slot.dirty = true;
               slot.expiresAt = retention;
@@ -925,12 +926,12 @@ export class Engine implements DetectionEngine {
       }
       this.#absenceListedAt.set(id, now);
       const partition = pendingPartition(id);
-      const rows: { key: StateKey; value: PendingAbsence; etag?: string; expiresAt?: number }[] = await this.#state.list<PendingAbsence>(partition);
+      const rows: { key: StateKey; value: PendingIndexRow; etag?: string; expiresAt?: number }[] = await this.#state.list<PendingIndexRow>(partition);
       // Pendings this batch added are not in the store yet, and their window may already have
       // closed under the watermark (a whole timeline in one batch: a replayed file).
       const listed = new Set(rows.map((row) => stateKeyId(row.key)));
       for (const slot of cache.dirtySlots((candidate) => candidate.key.partition === partition && candidate.value !== undefined && !listed.has(candidate.key.id))) {
-        rows.push({ key: slot.key, value: slot.value as PendingAbsence, etag: slot.etag, expiresAt: slot.expiresAt });
+        rows.push({ key: slot.key, value: slot.value as PendingIndexRow, etag: slot.etag, expiresAt: slot.expiresAt });
       }
       let remaining = Infinity;
       const due: typeof rows = [];
@@ -1049,8 +1050,11 @@ export class Engine implements DetectionEngine {
   }
 }
 
-/** An absence's pending first step in the pending index: its key text, event hash and deadline. */
-interface PendingAbsence {
+/**
+ * A row of an absence's pending index (`pendingStateKey`): the key text, the first step's event
+ * hash and its deadline. The pending step itself lives in the key state (`PendingAbsence`).
+ */
+interface PendingIndexRow {
   key: string;
   h: string;
   due: number;
